@@ -1,0 +1,144 @@
+"""A deterministic global order of training examples, addressable by position.
+
+Position p (counting examples from the start of training, across epochs) maps to one example:
+epoch = p // N; the epoch's order visits the parts (shards) in a seeded permutation and
+shuffles within consecutive windows of `shuffle_buffer` examples (shuffling "by shard and within
+a buffer", with no hidden iterator state). Because the order is a pure function of
+(seed, position), a resumed run continues exactly where it stopped, and a global batch is the
+same set of examples whatever the number of ranks: rank r takes every world-th example of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from queue import Queue
+
+import numpy as np
+
+
+class ExampleSource:
+    """Examples spread over parts, each part readable by contiguous row ranges.
+
+    `parts` are objects with `__len__` and `read(start, stop) -> dict[str, np.ndarray]`.
+    """
+
+    def __init__(self, parts: Sequence, *, seed: int, shuffle: bool = True,
+                 shuffle_buffer: int = 10000) -> None:
+        self.parts = list(parts)
+        self.sizes = np.array([len(p) for p in self.parts], dtype=np.int64)
+        self.n = int(self.sizes.sum())
+        if self.n == 0:
+            raise ValueError("no examples")
+        self.seed = seed
+        self.shuffle = shuffle
+        self.buffer = max(1, min(shuffle_buffer, self.n)) if shuffle else self.n
+        self._cache: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    # -- order -------------------------------------------------------------------------
+    def _part_order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.parts))
+        return np.random.default_rng([self.seed, epoch, 0]).permutation(len(self.parts))
+
+    def _window(self, epoch: int, w: int) -> dict[str, np.ndarray]:
+        """The examples of window w of `epoch`, already in their shuffled order."""
+        key = (epoch, w)
+        if key in self._cache:
+            return self._cache[key]
+        order = self._part_order(epoch)
+        bounds = np.concatenate([[0], np.cumsum(self.sizes[order])])
+        lo, hi = w * self.buffer, min((w + 1) * self.buffer, self.n)
+        chunks = []
+        for k, part_idx in enumerate(order):
+            a, b = max(lo, bounds[k]), min(hi, bounds[k + 1])
+            if a < b:
+                chunks.append(self.parts[part_idx].read(int(a - bounds[k]), int(b - bounds[k])))
+        data = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+        if self.shuffle:
+            perm = np.random.default_rng([self.seed, epoch, 1, w]).permutation(hi - lo)
+            data = {name: arr[perm] for name, arr in data.items()}
+        if len(self._cache) >= 2:  # we only ever walk forward: keep the current and next
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = data
+        return data
+
+    def gather(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """The examples at global positions (any order, any epochs)."""
+        epochs, offsets = np.divmod(np.asarray(positions, dtype=np.int64), self.n)
+        windows, within = np.divmod(offsets, self.buffer)
+        out: dict[str, list] = {}
+        rows = []
+        for e, w, i in zip(epochs, windows, within, strict=True):
+            rows.append((self._window(int(e), int(w)), int(i)))
+        for name in rows[0][0]:
+            out[name] = np.stack([data[name][i] for data, i in rows])
+        return out
+
+    # -- batches -----------------------------------------------------------------------
+    def micro_batches(self, start: int, micro_batch: int, *, rank: int = 0, world: int = 1,
+                      prefetch: int = 4) -> Iterator[dict[str, np.ndarray]]:
+        """Endless per-rank micro-batches from global position `start`.
+
+        Each global micro-batch holds `micro_batch * world` consecutive positions; rank r takes
+        positions r, r + world, ... of it.
+        """
+        global_micro = micro_batch * world
+
+        def produce(q: Queue) -> None:
+            pos = start
+            try:
+                while True:
+                    positions = np.arange(pos + rank, pos + global_micro, world)
+                    q.put(self.gather(positions))
+                    pos += global_micro
+            except BaseException as exc:  # surfaced in the consumer, never a silent hang
+                q.put(exc)
+
+        q: Queue = Queue(maxsize=prefetch)
+        threading.Thread(target=produce, args=(q,), daemon=True).start()
+        while True:
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class ArrayPart:
+    """An in-memory part (features computed on the fly, tests)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.n = len(next(iter(arrays.values())))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        return {k: v[start:stop] for k, v in self.arrays.items()}
+
+
+class Hdf5Part:
+    """One HDF5 shard; the file is opened lazily and kept open."""
+
+    def __init__(self, path, keys: Sequence[str]) -> None:
+        import h5py
+
+        self.path = str(path)
+        self.keys = list(keys)
+        with h5py.File(self.path, "r") as f:
+            self.n = int(f[self.keys[0]].shape[0])
+        self._file = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        import h5py
+
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return {k: self._file[k][start:stop] for k in self.keys}

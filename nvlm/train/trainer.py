@@ -1,0 +1,311 @@
+"""The training loop every model uses.
+
+One optimizer step = `accumulation` micro-batches per rank:
+  compute (forward + backward, optionally XLA-compiled, gradients added to fp32 accumulators)
+  -> apply (NOT under XLA: Horovod ops have no XLA kernel): average over micro-batches,
+     one grouped allreduce over ranks, loss-scale check, global-norm clip, LAMB/AdamW update.
+With accumulation 1 the gradients go straight from compute to apply (no accumulator traffic).
+
+The data position, step, loss scale, optimizer slots and every model variable (dropout RNG
+state included) are checkpointed, so re-running the same command continues a killed run to the
+same final weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from nvlm.dist import SingleProcess
+from nvlm.train.adamw import AdamW
+from nvlm.train.lamb import Lamb
+from nvlm.train.loss_scale import LossScale
+from nvlm.train.progress import Progress
+from nvlm.train.schedule import learning_rate, warmup_steps_for
+from nvlm.train.state import Checkpoints, TrainState
+
+LossFn = Callable[..., tuple[tf.Tensor, dict[str, tf.Tensor]]]
+
+
+@dataclass
+class TrainSpec:
+    """What a model plugin hands to the loop."""
+
+    model: object  # keras.Model
+    loss_fn: LossFn  # (model, batch, training) -> (scalar loss, {name: scalar metric})
+    batches: Callable[[int], Iterator[dict[str, np.ndarray]]]  # start example -> micro-batches
+    tokens_per_example: int
+    flops_per_example: float = 0.0  # training FLOPs (fwd + bwd) for MFU
+    metric_units: dict[str, str] = field(default_factory=dict)
+    lr_multipliers: list[float] | None = None
+    extra_state: list = field(default_factory=list)  # e.g. recurrent memories
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    examples: int
+    total_time_s: float
+    measured_time_s: float
+    measured_examples: int
+    sequences_per_s: float
+    tokens_per_s: float
+    mfu: float | None
+    skipped_steps: int
+    final_metrics: dict[str, float]
+    checkpoint: str | None
+    resumed_from: int
+
+
+class Trainer:
+    """Runs `train.steps` optimizer steps of a `TrainSpec` into a run directory."""
+
+    def __init__(self, spec: TrainSpec, train_cfg, run_dir: Path, *, world=None,
+                 peak_flops: float | None = None, total_steps: int | None = None,
+                 show_progress: bool = True, stop_after: int | None = None) -> None:
+        self.spec = spec
+        self.cfg = train_cfg
+        self.run_dir = Path(run_dir)
+        self.world = world or SingleProcess()
+        self.peak_flops = peak_flops
+        self.total_steps = int(total_steps or train_cfg.steps)
+        self.show_progress = show_progress
+        self.stop_after = stop_after  # testing aid: stop (without final save) after N steps
+        self.global_batch = train_cfg.batch_size * train_cfg.accumulation * self.world.size
+        model = spec.model
+        self.trainable = list(model.trainable_variables)
+        opt_cls = {"lamb": Lamb, "adamw": AdamW}[train_cfg.optimizer]
+        self.optimizer = opt_cls(
+            self.trainable, beta1=train_cfg.beta1, beta2=train_cfg.beta2,
+            epsilon=train_cfg.epsilon, weight_decay=train_cfg.weight_decay,
+            lr_multipliers=spec.lr_multipliers,
+        )
+        self.loss_scale = LossScale(train_cfg.precision == "amp")
+        self.state = TrainState(model, self.optimizer, self.loss_scale)
+        self.state.add_extra(spec.extra_state)
+        self.accums = None
+        if train_cfg.accumulation > 1:
+            self.accums = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
+                           for v in self.trainable]
+        self.warmup = warmup_steps_for(self.total_steps, train_cfg.warmup_steps,
+                                       train_cfg.warmup_proportion)
+        self._compute = tf.function(self._compute_impl, jit_compile=bool(train_cfg.xla),
+                                    reduce_retracing=True)
+        self._apply = tf.function(self._apply_impl)
+        self._stop_requested = False
+
+    # ----------------------------------------------------------------- graph functions
+    def _compute_impl(self, batch):
+        with tf.GradientTape() as tape:
+            loss, metrics = self.spec.loss_fn(self.spec.model, batch, True)
+            scaled = loss * self.loss_scale.scale if self.loss_scale.enabled else loss
+        grads = tape.gradient(scaled, self.trainable)
+        grads = [tf.zeros(v.shape, tf.float32) if g is None else tf.convert_to_tensor(g)
+                 for g, v in zip(grads, self.trainable, strict=True)]
+        metrics = {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
+        metrics["loss"] = tf.cast(loss, tf.float32)
+        if self.accums is None:
+            return grads, metrics
+        for acc, g in zip(self.accums, grads, strict=True):
+            acc.assign_add(tf.cast(g, tf.float32))
+        return [], metrics
+
+    def _apply_impl(self, grads):
+        cfg = self.cfg
+        if self.accums is not None:
+            grads = [tf.identity(a) for a in self.accums]
+        grads = [tf.cast(g, tf.float32) / float(cfg.accumulation) for g in grads]
+        # One grouped allreduce per optimizer step, after accumulation (identity in 1 process).
+        grads = self.world.allreduce_grads(grads, compress_fp16=cfg.allreduce_fp16)
+        if self.loss_scale.enabled:
+            grads = [g / self.loss_scale.scale for g in grads]
+        # Decided after the allreduce, so every rank takes the same decision.
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        grad_norm = tf.linalg.global_norm(grads)
+        if cfg.clip_norm and cfg.clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=grad_norm)
+        lr = learning_rate(
+            self.state.step, base_lr=self.effective_lr, total_steps=self.total_steps,
+            warmup_steps=self.warmup, schedule=cfg.schedule, decay_power=cfg.decay_power,
+            min_lr_ratio=cfg.min_lr_ratio,
+        )
+
+        def do_apply():
+            self.optimizer.apply(grads, lr)
+            return tf.constant(0, tf.int64)
+
+        def skip():
+            return tf.constant(1, tf.int64)
+
+        skipped = tf.cond(finite, do_apply, skip) if self.loss_scale.enabled else do_apply()
+        self.state.skipped.assign_add(skipped)
+        self.loss_scale.update(finite)
+        self.state.step.assign_add(1)
+        self.state.examples.assign_add(self.global_batch)
+        if self.accums is not None:
+            for acc in self.accums:
+                acc.assign(tf.zeros_like(acc))
+        return lr, grad_norm, self.loss_scale.scale
+
+    @property
+    def effective_lr(self) -> float:
+        # BERT's TF2 recipe states a per-GPU learning rate: effective lr = lr x GPUs.
+        return self.cfg.lr * (self.world.size if self.cfg.lr_per_gpu else 1)
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self) -> TrainResult:
+        cfg, world = self.cfg, self.world
+        ckpts = Checkpoints(self.state, self.run_dir / "checkpoints", cfg.keep_checkpoints)
+        restored = ckpts.restore_latest()
+        start_step = int(self.state.step.numpy())
+        # Every rank starts from rank 0's weights and optimizer state (after a restore too).
+        world.broadcast(self.state.all_variables())
+        log = _MetricsLog(self.run_dir, enabled=world.is_root, resume_step=start_step)
+        progress = Progress(self.total_steps, start_step,
+                            enabled=world.is_root and self.show_progress)
+        self._install_signal_handlers()
+
+        batches = self.spec.batches(int(self.state.examples.numpy()))
+        step = start_step
+        t_start = time.perf_counter()
+        measure_from = min(start_step + max(1, min(10, (self.total_steps - start_step) // 10)),
+                           self.total_steps - 1)
+        t_measure = None
+        measured_examples = 0
+        window: dict[str, list[float]] = {}
+        t_window, ex_window = time.perf_counter(), 0
+        last_ckpt = restored
+        final_metrics: dict[str, float] = {}
+        lr = grad_norm = scale = 0.0
+        try:
+            while step < self.total_steps:
+                if step == measure_from:
+                    t_measure = time.perf_counter()
+                for _ in range(cfg.accumulation):
+                    grads, metrics = self._compute(next(batches))
+                    for k, v in metrics.items():
+                        window.setdefault(k, []).append(float(v))
+                lr, grad_norm, scale = (float(x) for x in self._apply(grads))
+                step += 1
+                ex_window += self.global_batch
+                if t_measure is not None:
+                    measured_examples += self.global_batch
+                if step % cfg.log_every == 0 or step == self.total_steps:
+                    elapsed = time.perf_counter() - t_window
+                    final_metrics = {k: float(np.mean(v)) for k, v in window.items()}
+                    figures = self._figures(final_metrics, lr, grad_norm, scale,
+                                            ex_window / max(elapsed, 1e-9))
+                    log.write(step, figures, self._units())
+                    progress.update(step, figures)
+                    window, t_window, ex_window = {}, time.perf_counter(), 0
+                else:
+                    progress.advance(step)
+                done = step == self.total_steps
+                if world.is_root and (step % cfg.checkpoint_every == 0 or done
+                                      or self._stop_requested):
+                    last_ckpt = ckpts.save(step)
+                if self._stop_requested:
+                    break
+                if self.stop_after is not None and step - start_step >= self.stop_after:
+                    break
+        finally:
+            progress.close()
+            log.close()
+        total = time.perf_counter() - t_start
+        measured = (time.perf_counter() - t_measure) if t_measure is not None else total
+        if t_measure is None:
+            measured_examples = (step - start_step) * self.global_batch
+        seq_s = measured_examples / max(measured, 1e-9)
+        mfu = None
+        if self.peak_flops and self.spec.flops_per_example:
+            mfu = seq_s * self.spec.flops_per_example / self.peak_flops
+        return TrainResult(
+            steps=step, examples=int(self.state.examples.numpy()), total_time_s=total,
+            measured_time_s=measured, measured_examples=measured_examples,
+            sequences_per_s=seq_s, tokens_per_s=seq_s * self.spec.tokens_per_example, mfu=mfu,
+            skipped_steps=int(self.state.skipped.numpy()), final_metrics=final_metrics,
+            checkpoint=last_ckpt, resumed_from=start_step,
+        )
+
+    def _figures(self, metrics, lr, grad_norm, scale, seq_s) -> dict[str, float]:
+        figures = dict(metrics)
+        figures.update(lr=lr, grad_norm=grad_norm, seq_per_s=seq_s,
+                       tok_per_s=seq_s * self.spec.tokens_per_example)
+        if self.loss_scale.enabled:
+            figures["loss_scale"] = scale
+        if self.world.size > 1:
+            figures["seq_per_s_per_rank"] = seq_s / self.world.size
+        return figures
+
+    def _units(self) -> dict[str, str]:
+        units = {"loss": "nats", "lr": "1", "grad_norm": "1", "seq_per_s": "sequences/s",
+                 "tok_per_s": "tokens/s", "loss_scale": "1", "seq_per_s_per_rank": "sequences/s"}
+        units.update(self.spec.metric_units)
+        return units
+
+    def _install_signal_handlers(self) -> None:
+        # SIGTERM (Slurm pre-emption, `kill`) and Ctrl-C: finish the current step, checkpoint,
+        # exit. A second signal falls back to the default behaviour.
+        def handler(signum, frame):
+            if self._stop_requested:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+            self._stop_requested = True
+
+        try:
+            signal.signal(signal.SIGTERM, handler)
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread (e.g. some test runners)
+            pass
+
+    @property
+    def interrupted(self) -> bool:
+        return self._stop_requested
+
+
+class _MetricsLog:
+    """RUN/metrics.jsonl (one line per log step, each figure with its unit) + RUN/tb/."""
+
+    def __init__(self, run_dir: Path, *, enabled: bool, resume_step: int) -> None:
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = None
+        if not enabled:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            # Lines written after the checkpoint we resume from describe steps that will be
+            # redone: drop them so the log has each step once.
+            kept = [ln for ln in self.path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(ln + "\n" for ln in kept))
+            tmp.replace(self.path)
+        self.file = self.path.open("a")
+        self.writer = tf.summary.create_file_writer(str(run_dir / "tb"))
+        self.t0 = time.time()
+
+    def write(self, step: int, figures: dict[str, float], units: dict[str, str]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (v if math.isfinite(v) else None) for k, v in figures.items()}
+        line = {"step": step, "wall_time_s": round(time.time() - self.t0, 3), **clean,
+                "units": {k: units.get(k, "1") for k in figures}}
+        self.file.write(json.dumps(line) + "\n")
+        self.file.flush()
+        with self.writer.as_default(step=step):
+            for k, v in figures.items():
+                tf.summary.scalar(k, v)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            self.writer.flush()
