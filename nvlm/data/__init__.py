@@ -1,0 +1,69 @@
+"""Data preparation for nvlm: vocabularies, pretraining shards, downloads, Wikipedia text.
+
+What the rest of nvlm calls:
+
+    from nvlm.data import ShardReader, Vocab
+    reader = ShardReader("data/bert-128")          # a directory made by `nvlm data pretraining`
+    for position, batch in reader.batches(32, rank=0, world=1, seed=1, start=(0, 0, 0)):
+        batch["input_ids"]                          # int32 [32, seq_len], etc.
+    vocab = Vocab.load(reader.directory / "vocab.txt")
+
+The commands' library functions (`train_vocab`, `prepare_pretraining`, `verify_directory`,
+`download_dataset`, `extract_wikipedia`, `write_demo_corpus`) are importable from their modules.
+Imports here are lazy so that `import nvlm.data` costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ShardReader": "nvlm.data.shard_reader",
+    "Vocab": "nvlm.data.vocab",
+    "PretrainingConfig": "nvlm.data.pretraining_config",
+    "prepare_pretraining": "nvlm.data.pretraining",
+    "verify_directory": "nvlm.data.verify",
+    "train_vocab": "nvlm.data.vocab_trainer",
+    "download_dataset": "nvlm.data.download",
+    "extract_wikipedia": "nvlm.data.wikipedia",
+    "write_demo_corpus": "nvlm.data.demo_corpus",
+    "demo_documents": "nvlm.data.demo_corpus",
+    "read_manifest": "nvlm.data.manifest",
+    "SPECIAL_TOKENS": "nvlm.data.special_tokens",
+}
+
+__all__ = [
+    "PretrainingConfig",
+    "SPECIAL_TOKENS",
+    "ShardReader",
+    "Vocab",
+    "demo_documents",
+    "download_dataset",
+    "extract_wikipedia",
+    "prepare_pretraining",
+    "read_manifest",
+    "train_vocab",
+    "verify_directory",
+    "write_demo_corpus",
+]
+
+if TYPE_CHECKING:
+    from nvlm.data.demo_corpus import demo_documents, write_demo_corpus
+    from nvlm.data.download import download_dataset
+    from nvlm.data.manifest import read_manifest
+    from nvlm.data.pretraining import prepare_pretraining
+    from nvlm.data.pretraining_config import PretrainingConfig
+    from nvlm.data.shard_reader import ShardReader
+    from nvlm.data.special_tokens import SPECIAL_TOKENS
+    from nvlm.data.verify import verify_directory
+    from nvlm.data.vocab import Vocab
+    from nvlm.data.vocab_trainer import train_vocab
+    from nvlm.data.wikipedia import extract_wikipedia
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nvlm.data' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,231 @@
+"""`nvlm data download`: fetch an official data set, verify its checksum, unpack it.
+
+Network: each file streams to `<name>.part` (resumed with HTTP Range after an interruption),
+is verified, and only then renamed to `<name>`. `--from PATH` takes a local file or directory
+instead of the network and goes through the same verification (tests use it with their own
+checksum table; nothing is ever trusted unverified). Layout of DIR:
+
+    squad/v1.1/train-v1.1.json, dev-v1.1.json          (and v2.0)
+    wikitext-2/wiki.{train,valid,test}.tokens           (+ wikitext-2-v1.zip)
+    wikitext-103/wiki.{train,valid,test}.tokens         (+ wikitext-103-v1.zip)
+    wikipedia/<lang>wiki-latest-pages-articles.xml.bz2  (+ its sha1sums file)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from nvlm.data import download_sources
+from nvlm.data.download_sources import Artifact, wikipedia_urls
+from nvlm.data.http_fetch import fetch
+from nvlm.errors import RunFailed, UserError
+
+_ALGORITHMS = ("sha256", "sha1", "md5")
+
+
+def file_checksum(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check(path: Path, checksum: str) -> str | None:
+    """None if `path` matches "algo:hex", else the actual "algo:hex"."""
+    algorithm, _, expected = checksum.partition(":")
+    if algorithm not in _ALGORITHMS:
+        raise ValueError(f"unknown checksum type in {checksum!r}")
+    actual = file_checksum(path, algorithm)
+    return None if actual == expected.lower() else f"{algorithm}:{actual}"
+
+
+def artifacts_for(dataset: str, version: str | None) -> tuple[Artifact, ...]:
+    if dataset == "squad":
+        version = version or "1.1"
+        if version not in download_sources.SQUAD_VERSIONS:
+            raise UserError(
+                f"SQuAD --version must be one of {', '.join(download_sources.SQUAD_VERSIONS)}, not {version!r}"
+            )
+        return download_sources.SOURCES[("squad", version)]
+    if version is not None:
+        raise UserError(f"--version applies to squad only, not {dataset}")
+    if (dataset, None) not in download_sources.SOURCES:
+        raise UserError(
+            f"unknown data set {dataset!r}",
+            hint=f"choose one of {', '.join(download_sources.DATASETS)}",
+        )
+    return download_sources.SOURCES[(dataset, None)]
+
+
+def download_dataset(
+    dataset: str,
+    out: Path,
+    *,
+    version: str | None = None,
+    lang: str = "en",
+    from_path: Path | None = None,
+    on_bytes: Callable[[str, int, int | None], None] | None = None,
+) -> dict:
+    """Fetch (or take from `from_path`), verify and unpack one data set into `out`."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory")
+    if from_path is not None and not from_path.exists():
+        raise UserError(f"--from {from_path} does not exist")
+    if dataset == "wikipedia":
+        if version is not None:
+            raise UserError("--version applies to squad only, not wikipedia")
+        if not re.fullmatch(r"[a-z][a-z-]{1,15}", lang):
+            raise UserError(f"--lang {lang!r} is not a Wikipedia language code (like en, de, pt)")
+        dest = out / "wikipedia"
+        artifacts = (_wikipedia_artifact(lang, dest, from_path),)
+    else:
+        artifacts = artifacts_for(dataset, version)
+        dest = out / "squad" / f"v{version or '1.1'}" if dataset == "squad" else out
+    dest.mkdir(parents=True, exist_ok=True)
+    files, unpacked = [], []
+    for artifact in artifacts:
+        target = dest / artifact.filename
+        source = _obtain(artifact, target, from_path, on_bytes, single=len(artifacts) == 1)
+        files.append(
+            {
+                "path": str(target),
+                "checksum": artifact.checksum,
+                "bytes": target.stat().st_size,
+                "source": source,
+            }
+        )
+        if artifact.members:
+            unpacked.extend(_unzip(target, artifact.members, out, trusted=from_path is None))
+    return {
+        "dataset": dataset,
+        "version": version,
+        "out": str(out),
+        "files": files,
+        "unpacked": unpacked,
+    }
+
+
+def _obtain(
+    artifact: Artifact, target: Path, from_path: Path | None, on_bytes, single: bool
+) -> str:
+    """Make `target` a verified copy of the artifact; return where it came from."""
+    if target.is_file() and check(target, artifact.checksum) is None:
+        return "already present"
+    if from_path is not None:
+        source = from_path / artifact.filename if from_path.is_dir() else from_path
+        if from_path.is_file() and from_path.name != artifact.filename and not single:
+            raise UserError(
+                f"--from {from_path} is not {artifact.filename}",
+                hint="pass the directory that holds it",
+            )
+        if not source.is_file():
+            raise UserError(f"{artifact.filename} not found in --from {from_path}")
+        actual = check(source, artifact.checksum)
+        if actual is not None:
+            raise UserError(
+                f"{source}: checksum {actual} does not match the published {artifact.checksum}",
+                hint="is it the right file and version?",
+            )
+        _link_or_copy(source, target)
+        return str(source)
+    part = target.with_name(target.name + ".part")
+    errors = []
+    for url in artifact.urls:
+        try:
+            fetch(
+                url,
+                part,
+                on_bytes=(lambda d, t: on_bytes(artifact.filename, d, t)) if on_bytes else None,
+            )
+        except RunFailed as exc:
+            errors.append(str(exc))
+            continue
+        actual = check(part, artifact.checksum)
+        if actual is None:
+            os.replace(part, target)
+            return url
+        part.unlink()  # wrong bytes: never resume from them
+        errors.append(f"{url}: checksum {actual} does not match the published {artifact.checksum}")
+    raise RunFailed(f"could not fetch {artifact.filename}: " + "; ".join(errors))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    if source.resolve() == target.resolve():
+        return
+    tmp = target.with_name(target.name + ".part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)  # a hard link costs nothing for a 20 GB dump on the same disk
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def _unzip(archive: Path, members: tuple[str, ...], out: Path, trusted: bool) -> list[str]:
+    """Extract the listed members (only those: no path from the archive is trusted)."""
+    error = RunFailed if trusted else UserError
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise error(f"{archive} is not a zip archive") from None
+    written = []
+    with zf:
+        names = set(zf.namelist())
+        for member in members:
+            if member not in names:
+                raise error(f"{archive} lacks {member}")
+            target = out / member
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".part")
+            with zf.open(member) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            os.replace(tmp, target)
+            written.append(str(target))
+    return written
+
+
+def _wikipedia_artifact(lang: str, dest: Path, from_path: Path | None) -> Artifact:
+    """The dump with the sha1 its own sha1sums file lists (fetched, or found next to --from)."""
+    dump_url, sums_url = wikipedia_urls(lang)
+    dump_name = dump_url.rsplit("/", 1)[1]
+    if from_path is not None:
+        dump = from_path if from_path.is_file() else from_path / dump_name
+        if not dump.is_file():
+            raise UserError(f"{dump_name} not found in --from {from_path}")
+        # enwiki-20240101-pages-articles.xml.bz2 -> enwiki-20240101-sha1sums.txt
+        prefix = dump.name.split("-pages-articles")[0]
+        sums = dump.with_name(f"{prefix}-sha1sums.txt")
+        if not sums.is_file():
+            raise UserError(
+                f"no {sums.name} next to {dump}",
+                hint=f"download it from the dump's directory (for the latest: {sums_url})",
+            )
+        return Artifact(
+            dump.name, (), _sha1_from_sums(sums.read_text(encoding="utf-8"), dump.name, str(sums))
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    sums = dest / sums_url.rsplit("/", 1)[1]
+    part = sums.with_name(sums.name + ".part")
+    part.unlink(missing_ok=True)
+    fetch(sums_url, part)
+    os.replace(part, sums)
+    return Artifact(
+        dump_name,
+        (dump_url,),
+        _sha1_from_sums(sums.read_text(encoding="utf-8"), dump_name, sums_url),
+    )
+
+
+def _sha1_from_sums(text: str, name: str, where: str) -> str:
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == name and re.fullmatch(r"[0-9a-f]{40}", parts[0]):
+            return "sha1:" + parts[0]
+    raise UserError(f"{where} lists no sha1 for {name}")

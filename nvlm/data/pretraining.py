@@ -1,0 +1,302 @@
+"""`nvlm data pretraining`: corpus -> HDF5 shards + manifest, parallel, resumable, deterministic.
+
+Order of work, so that a mistake costs nothing and an interruption costs little:
+  1. validate parameters, load the vocab, read every input once (sha256, UTF-8, documents);
+  2. compare with what DIR already holds (manifest, or the state of an unfinished run):
+     other parameters -> refuse; same -> keep every shard whose sha256 matches its record;
+  3. build the missing shards in worker processes; each shard is written as `*.hdf5.tmp` and
+     renamed when complete, and its record is saved at once (resume point);
+  4. write manifest.json last, then drop the state directory.
+On any error the `.tmp` files and token spills are removed; completed shards stay (they are
+valid, and a re-run keeps them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import queue
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nvlm import __version__
+from nvlm.data.atomic import atomic_write_json, sha256_file
+from nvlm.data.inputs import scan_inputs
+from nvlm.data.manifest import FORMAT_VERSION, identity_difference, write_manifest
+from nvlm.data.pretraining_config import AUTO_SHARD_BYTES, PretrainingConfig
+from nvlm.data.pretraining_worker import WorkerJob, run_worker, worker_main
+from nvlm.data.progress import PipelineProgress
+from nvlm.data.shard_format import (
+    KIND_PRETRAINING,
+    MANIFEST,
+    PARTIAL_DIR,
+    VOCAB_COPY,
+    schema,
+    shard_name,
+)
+from nvlm.data.vocab import Vocab
+from nvlm.errors import RunFailed, UserError
+from nvlm.report import warn
+
+_PARAMS = "params.json"
+
+
+def prepare_pretraining(
+    cfg: PretrainingConfig,
+    inputs: list[Path],
+    vocab_path: Path,
+    out: Path,
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], PipelineProgress] | None = None,
+) -> dict:
+    """Write the shards and manifest for `cfg` into `out`; return the run summary.
+
+    `progress(documents, shards)`, if given, makes the progress display (a context manager
+    with on_tokens / on_instances / on_shard, like `PipelineProgress`) once the amount of work
+    is known. With workers > 1 the work runs in spawned processes: a script calling this must
+    guard its entry point with `if __name__ == "__main__":` (the usual multiprocessing rule).
+    """
+    started = time.perf_counter()
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, not {workers}")
+    vocab = Vocab.load(vocab_path)
+    cased_vocab = any(t != t.lower() for t in vocab.tokens if not t.startswith("["))
+    if cased_vocab == cfg.lowercase:
+        # Not an error (a cased vocab can be used lowercased), but usually a forgotten flag.
+        warn(
+            f"{vocab_path} {'has' if cased_vocab else 'has no'} upper-case tokens but the text is "
+            f"{'lowercased' if cfg.lowercase else 'kept cased'}; "
+            f"{'--cased' if cfg.lowercase else '--lowercase'} may be what you meant"
+        )
+    files = scan_inputs(inputs, cfg.errors)
+    documents = sum(f.documents for f in files)
+    need = 2 if cfg.model == "bert" else 1
+    if cfg.shards == 0:
+        auto = -(-sum(f.size for f in files) // AUTO_SHARD_BYTES)
+        cfg = dataclasses.replace(cfg, shards=max(1, min(auto, documents // need)))
+    if documents < need * cfg.shards:
+        raise UserError(
+            f"the input has {documents} document(s), too few for {cfg.shards} shard(s)"
+            + (
+                " (BERT needs 2 per shard: random next segments come from another document)"
+                if need == 2
+                else ""
+            ),
+            hint=f"use --shards {max(1, documents // need)} or fewer",
+        )
+    identity = {
+        "parameters": cfg.to_json(),
+        "inputs": [f.to_json() for f in files],
+        "vocab": {
+            "path": str(Path(vocab_path).resolve()),
+            "sha256": vocab.sha256,
+            "size": len(vocab),
+            "special_ids": vocab.special_ids,
+        },
+    }
+    records = _claim_directory(out, identity, cfg.shards, overwrite)
+    created_dir = not out.exists()
+    partial = out / PARTIAL_DIR
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(partial / _PARAMS, identity)
+    for index, record in records.items():
+        atomic_write_json(partial / (shard_name(index) + ".json"), record)
+    missing = [s for s in range(cfg.shards) if s not in records]
+    if missing:
+        # The state directory now holds everything a resume needs; a manifest listing shards
+        # that are about to be rebuilt would only mislead a reader until the run ends.
+        (out / MANIFEST).unlink(missing_ok=True)
+    workers = max(1, min(workers, len(missing)))
+    tokens_built = 0
+    try:
+        if missing:
+            owned = [tuple(missing[w::workers]) for w in range(workers)]
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            jobs = [
+                WorkerJob(cfg, tuple(str(p) for p in inputs), str(vocab_path), str(out),
+                          str(partial), own, threads)
+                for own in owned
+            ]  # fmt: skip
+
+            def on_record(record: dict) -> None:
+                index = int(record["name"].split("-")[1].split(".")[0])
+                records[index] = record
+                atomic_write_json(partial / (record["name"] + ".json"), record)
+
+            todo = sum(len(range(s, documents, cfg.shards)) for s in missing)
+            display = progress(todo, len(missing)) if progress else contextlib.nullcontext()
+            with display as sink:
+                built = _run_jobs(jobs, on_record, sink)
+            tokens_built = sum(r["tokens"] for r in built)
+    except BaseException:
+        _clean_up(out, partial, created_dir, keep_state=bool(records))
+        raise
+    # A copy of the vocab makes the directory self-contained (training and `nvlm predict` find
+    # the ids' meaning next to the shards).
+    shutil.copyfile(vocab_path, partial / VOCAB_COPY)
+    os.replace(partial / VOCAB_COPY, out / VOCAB_COPY)
+    manifest = _manifest(cfg, identity, records, vocab)
+    write_manifest(out, manifest)
+    shutil.rmtree(partial, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    counts = manifest["counts"]
+    return {
+        "out": str(out),
+        "model": cfg.model,
+        **counts,
+        "shards": cfg.shards,
+        "shards_built": len(missing),
+        "shards_kept": cfg.shards - len(missing),
+        "workers": workers if missing else 0,
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(tokens_built / seconds) if missing else 0,
+    }
+
+
+def _claim_directory(out: Path, identity: dict, shards: int, overwrite: bool) -> dict[int, dict]:
+    """Decide what `out` already holds; return the records of shards that can be kept."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory")
+    if not out.exists() or not any(out.iterdir()):
+        return {}
+    ours = [out / MANIFEST, out / PARTIAL_DIR, out / VOCAB_COPY, *out.glob("shard-*.hdf5*")]
+    if overwrite:
+        for path in ours:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        return {}
+    previous = None
+    old_records: list[dict] = []
+    if (out / MANIFEST).is_file():
+        previous = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        old_records = previous.get("shards", [])
+    elif (out / PARTIAL_DIR / _PARAMS).is_file():
+        previous = json.loads((out / PARTIAL_DIR / _PARAMS).read_text(encoding="utf-8"))
+        for path in sorted((out / PARTIAL_DIR).glob("shard-*.hdf5.json")):
+            old_records.append(json.loads(path.read_text(encoding="utf-8")))
+    if previous is None or previous.get("kind", KIND_PRETRAINING) != KIND_PRETRAINING:
+        raise UserError(
+            f"--out {out} is not empty and was not made by `nvlm data pretraining`",
+            hint="use another --out, or --overwrite to write into it anyway",
+        )
+    difference = identity_difference(previous, identity)
+    if difference:
+        raise UserError(
+            f"--out {out} was made with other parameters: {difference}",
+            hint="use another --out, or --overwrite to replace it",
+        )
+    kept: dict[int, dict] = {}
+    for record in old_records:
+        index = int(record["name"].split("-")[1].split(".")[0])
+        path = out / record["name"]
+        if index < shards and path.is_file() and sha256_file(path) == record["sha256"]:
+            kept[index] = record
+        else:
+            path.unlink(missing_ok=True)  # corrupt or stale: rebuilt below
+    for tmp in out.glob("shard-*.hdf5.tmp"):
+        tmp.unlink()
+    return kept
+
+
+def _run_jobs(jobs: list[WorkerJob], on_record, progress) -> list[dict]:
+    built: list[dict] = []
+
+    def handle(kind: str, payload: dict) -> None:
+        if kind == "tokens" and progress is not None:
+            progress.on_tokens(payload["documents"], payload["sentences"], payload["tokens"])
+        elif kind == "instances" and progress is not None:
+            progress.on_instances(payload["instances"])
+        elif kind == "shard":
+            on_record(payload)
+            built.append(payload)
+            if progress is not None:
+                progress.on_shard(payload)
+
+    if len(jobs) == 1:
+        # In-process: no start-up cost, and the tokenizer may use every core.
+        run_worker(jobs[0], handle)
+        return built
+    # spawn, not fork: the parent runs a progress thread, and forking a threaded process can
+    # deadlock; spawned children also start with a clean tokenizer thread pool.
+    ctx = mp.get_context("spawn")
+    messages = ctx.Queue()
+    procs = [ctx.Process(target=worker_main, args=(job, messages), daemon=True) for job in jobs]
+    for proc in procs:
+        proc.start()
+    try:
+        done = 0
+        while done < len(procs):
+            try:
+                kind, payload = messages.get(timeout=0.5)
+            except queue.Empty:
+                for i, proc in enumerate(procs):
+                    if proc.exitcode not in (None, 0):
+                        raise RunFailed(f"worker {i} died (exit code {proc.exitcode})") from None
+                continue
+            if kind == "done":
+                done += 1
+            elif kind == "user_error":
+                raise UserError(payload["message"])
+            elif kind == "error":
+                raise RunFailed("a data worker failed:\n" + payload["traceback"])
+            else:
+                handle(kind, payload)
+        for proc in procs:
+            proc.join()
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+    return built
+
+
+def _clean_up(out: Path, partial: Path, created_dir: bool, keep_state: bool) -> None:
+    """Remove what an interrupted run leaves half-done; keep finished shards and their records."""
+    for tmp in out.glob("shard-*.hdf5.tmp"):
+        tmp.unlink(missing_ok=True)
+    if keep_state:
+        for spill in partial.glob("shard-*"):
+            if not spill.name.endswith(".json"):  # token spills; records stay for the resume
+                spill.unlink(missing_ok=True)
+        return
+    shutil.rmtree(partial, ignore_errors=True)
+    if created_dir and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
+def _manifest(
+    cfg: PretrainingConfig, identity: dict, records: dict[int, dict], vocab: Vocab
+) -> dict:
+    shards = [records[i] for i in sorted(records)]
+    counts = {
+        key: sum(r[key] for r in shards)
+        for key in ("documents", "sentences", "tokens", "instances", "masked_tokens")
+    }
+    return {
+        "kind": KIND_PRETRAINING,
+        "format_version": FORMAT_VERSION,
+        "nvlm_version": __version__,
+        "model": cfg.model,
+        "parameters": identity["parameters"],
+        "inputs": identity["inputs"],
+        "vocab": identity["vocab"],
+        "datasets": {
+            name: {"dtype": dtype.name, "shape": ["instances", *shape]}
+            for name, (dtype, shape) in schema(cfg.model, cfg.seq_len, cfg.max_predictions).items()
+        },
+        "next_sentence_labels": {"0": "IsNext (B follows A)", "1": "random B"}
+        if cfg.model == "bert"
+        else None,
+        "counts": counts,
+        "shards": shards,
+    }

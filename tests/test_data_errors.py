@@ -1,0 +1,141 @@
+"""Bad input to `nvlm data pretraining`: exit code 2, one clear line, nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nvlm.cli.main import app
+
+runner = CliRunner()
+
+
+def _pretrain(corpus, vocab, out, *extra: str):
+    return runner.invoke(
+        app,
+        ["data", "pretraining", "--model", "bert", "--input", str(corpus), "--vocab", str(vocab),
+         "--out", str(out), "--workers", "1", *extra],
+    )  # fmt: skip
+
+
+def _assert_user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nvlm: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_missing_input_file(demo_vocab, tmp_path):
+    result = _pretrain(tmp_path / "missing.txt", demo_vocab, tmp_path / "out")
+    _assert_user_error(result, f"input not found: {tmp_path / 'missing.txt'}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_input(demo_vocab, tmp_path):
+    (tmp_path / "empty.txt").write_text("\n\n  \n")
+    result = _pretrain(tmp_path / "empty.txt", demo_vocab, tmp_path / "out")
+    _assert_user_error(result, "no text in the input", "empty.txt")
+    assert not (tmp_path / "out").exists()
+
+
+def test_undecodable_bytes_report_offset_and_replace_continues(demo_corpus, demo_vocab, tmp_path):
+    bad = tmp_path / "bad.txt"
+    good = demo_corpus.read_bytes()
+    bad.write_bytes(good[:1000] + b"\xc3\x28" + good[1000:])
+    result = _pretrain(bad, demo_vocab, tmp_path / "out", "--shards", "1")
+    _assert_user_error(result, f"{bad}: undecodable bytes at byte offset 1000", "--errors replace")
+    assert not (tmp_path / "out").exists()
+    result = _pretrain(
+        bad,
+        demo_vocab,
+        tmp_path / "out",
+        "--shards",
+        "1",
+        "--errors",
+        "replace",
+        "--dupe-factor",
+        "1",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_vocab_without_special_tokens(demo_corpus, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[SEP]\nthe\n")
+    result = _pretrain(demo_corpus, vocab, tmp_path / "out")
+    _assert_user_error(result, "lacks the special tokens [CLS] [MASK]")
+
+
+@pytest.mark.parametrize("seq_len", ["513", "7"])
+def test_seq_len_out_of_range(demo_corpus, demo_vocab, tmp_path, seq_len):
+    result = _pretrain(demo_corpus, demo_vocab, tmp_path / "out", "--seq-len", seq_len)
+    _assert_user_error(result, f"--seq-len must be between 8 and 512, not {seq_len}")
+
+
+def test_max_predictions_larger_than_the_sequence_holds(demo_corpus, demo_vocab, tmp_path):
+    result = _pretrain(
+        demo_corpus, demo_vocab, tmp_path / "out", "--seq-len", "16", "--max-predictions", "14"
+    )
+    _assert_user_error(result, "--max-predictions 14 does not fit --seq-len 16", "at most 13")
+
+
+def test_too_many_shards_for_the_documents(tmp_path, demo_vocab):
+    (tmp_path / "c.txt").write_text("one sentence here.\nand another.\n\nsecond doc.\nmore.\n")
+    result = _pretrain(tmp_path / "c.txt", demo_vocab, tmp_path / "out", "--shards", "2")
+    _assert_user_error(result, "the input has 2 document(s), too few for 2 shard(s)", "--shards 1")
+
+
+def test_out_made_with_other_parameters_names_the_parameter(demo_corpus, demo_vocab, tmp_path):
+    out = tmp_path / "out"
+    assert (
+        _pretrain(
+            demo_corpus, demo_vocab, out, "--seq-len", "32", "--dupe-factor", "1", "--shards", "1"
+        ).exit_code
+        == 0
+    )
+    before = sorted(p.name for p in out.iterdir())
+    result = _pretrain(
+        demo_corpus, demo_vocab, out, "--seq-len", "64", "--dupe-factor", "1", "--shards", "1"
+    )
+    _assert_user_error(
+        result,
+        "was made with other parameters: seq_len=32 (now 64)",
+        "another --out",
+        "--overwrite",
+    )
+    assert sorted(p.name for p in out.iterdir()) == before
+    result = _pretrain(
+        demo_corpus,
+        demo_vocab,
+        out,
+        "--seq-len",
+        "64",
+        "--dupe-factor",
+        "1",
+        "--shards",
+        "1",
+        "--overwrite",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_out_with_foreign_files_is_refused(demo_corpus, demo_vocab, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = _pretrain(demo_corpus, demo_vocab, out)
+    _assert_user_error(result, "is not empty and was not made by `nvlm data pretraining`")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_changed_input_is_named(demo_corpus, demo_vocab, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(demo_corpus.read_bytes())
+    out = tmp_path / "out"
+    assert _pretrain(corpus, demo_vocab, out, "--dupe-factor", "1", "--shards", "1").exit_code == 0
+    corpus.write_bytes(demo_corpus.read_bytes() + b"\nOne more sentence.\n")
+    result = _pretrain(corpus, demo_vocab, out, "--dupe-factor", "1", "--shards", "1")
+    _assert_user_error(result, "other content in input 1", str(Path(corpus).resolve()))
