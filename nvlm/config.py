@@ -80,6 +80,7 @@ class DataConfig:
     doc_stride: int = _f(128, ge=1)
     max_query_len: int = _f(64, ge=1)
     eval_batch_size: int = _f(8, ge=1)
+    squad_version: Literal["1.1", "2.0"] = "1.1"  # SQuAD fine-tuning: 2.0 adds no-answer
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,14 @@ def _spec(dropout=0.2, poison_at=None, precision="fp32"):
     poison = np.zeros(len(x), "float32")
     if poison_at is not None:
         poison[poison_at] = 1.0
-    src = ExampleSource([ArrayPart({"x": x[:100], "y": y[:100], "p": poison[:100]}),
-                         ArrayPart({"x": x[100:], "y": y[100:], "p": poison[100:]})],
-                        seed=3, shuffle_buffer=64)
+    src = ExampleSource(
+        [
+            ArrayPart({"x": x[:100], "y": y[:100], "p": poison[:100]}),
+            ArrayPart({"x": x[100:], "y": y[100:], "p": poison[100:]}),
+        ],
+        seed=3,
+        shuffle_buffer=64,
+    )
 
     def loss_fn(m, b, training):
         logits = tf.cast(m(b["x"], training=training), tf.float32)
@@ -55,16 +60,30 @@ def _spec(dropout=0.2, poison_at=None, precision="fp32"):
 
 
 def _cfg(**kw):
-    base = dict(steps=20, batch_size=8, accumulation=1, lr=0.05, warmup_steps=2, optimizer="lamb",
-                checkpoint_every=5, keep_checkpoints=2, log_every=5, seed=1)
+    base = dict(
+        steps=20,
+        batch_size=8,
+        accumulation=1,
+        lr=0.05,
+        warmup_steps=2,
+        optimizer="lamb",
+        checkpoint_every=5,
+        keep_checkpoints=2,
+        log_every=5,
+        seed=1,
+    )
     base.update(kw)
     return dataclasses.replace(TrainConfig(), **base)
 
 
 def _train(run, cfg, *, stop_after=None, **spec_kw):
     model, loss_fn, src = _spec(precision=cfg.precision, **spec_kw)
-    spec = TrainSpec(model=model, loss_fn=loss_fn, tokens_per_example=1,
-                     batches=lambda start: src.micro_batches(start, cfg.batch_size))
+    spec = TrainSpec(
+        model=model,
+        loss_fn=loss_fn,
+        tokens_per_example=1,
+        batches=lambda start: src.micro_batches(start, cfg.batch_size),
+    )
     result = Trainer(spec, cfg, run, show_progress=False, stop_after=stop_after).fit()
     weights = np.concatenate([v.numpy().ravel().astype("float64") for v in model.variables])
     return result, weights
@@ -80,8 +99,10 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     assert resumed.resumed_from == 10
     assert resumed.steps == full.steps == 20
     np.testing.assert_array_equal(w_full, w_resumed)
-    steps = [int(line.split('"step": ')[1].split(",")[0])
-             for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        int(line.split('"step": ')[1].split(",")[0])
+        for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == [5, 10, 15, 20]  # the redone steps are logged once
 
 
@@ -109,8 +130,10 @@ def test_amp_skips_a_non_finite_step_and_halves_the_scale(tmp_path):
     poisoned_index = int(np.where((x == first_of_step2).all(axis=1))[0][0])
     result, _ = _train(tmp_path / "amp2", cfg, poison_at=poisoned_index)
     assert result.skipped_steps == 1
-    scales = [json.loads(line)["loss_scale"]
-              for line in (tmp_path / "amp2" / "metrics.jsonl").read_text().splitlines()]
+    scales = [
+        json.loads(line)["loss_scale"]
+        for line in (tmp_path / "amp2" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert scales == [32768.0, 16384.0, 16384.0]  # 2**15, halved once at the bad step
 
 
@@ -122,7 +145,9 @@ def test_every_precision_runs(tmp_path, precision):
 
 
 def test_xla_compute_step_runs(tmp_path):
-    result, weights = _train(tmp_path / "xla", _cfg(xla=True, steps=4, accumulation=2, batch_size=4))
+    result, weights = _train(
+        tmp_path / "xla", _cfg(xla=True, steps=4, accumulation=2, batch_size=4)
+    )
     assert result.steps == 4 and np.isfinite(weights).all()
 
 

@@ -228,6 +228,61 @@ def pretraining(
     )
 
 
+@app.command("lm")
+def lm(
+    train: Annotated[
+        Path,
+        typer.Option("--train", help="Training text: one line per line, words split by spaces."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (vocab, id streams, manifest).")
+    ],
+    valid: Annotated[Path | None, typer.Option("--valid", help="Validation text.")] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="Test text.")] = None,
+    vocab: Annotated[
+        Path | None,
+        typer.Option(
+            "--vocab", help="Use this vocab.txt (e.g. a checkpoint's) instead of counting --train."
+        ),
+    ] = None,
+    min_freq: Annotated[
+        int, typer.Option("--min-freq", help="Words seen fewer times in --train become <unk>.")
+    ] = 1,
+    max_size: Annotated[
+        int | None,
+        typer.Option(
+            "--max-size", help="Keep at most N tokens (the most frequent); the rest is <unk>."
+        ),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Tokenize a word-level corpus (WikiText style) for Transformer-XL: a frequency-ordered
+    vocabulary, one int32 token stream per split (HDF5) and a manifest.
+
+    Every line ends with <eos>; words keep their case; <unk> stays a token. The streams do not
+    depend on batch size, sequence length or GPU count.
+
+    Example:
+
+        nvlm data lm --train wikitext-103/wiki.train.tokens --valid wikitext-103/wiki.valid.tokens --test wikitext-103/wiki.test.tokens --out data/wt103
+    """
+    from nvlm.data.lm_corpus import build_lm_corpus
+
+    inputs = {"train": train, "valid": valid, "test": test}
+    summary = build_lm_corpus(
+        {k: v for k, v in inputs.items() if v is not None},
+        out,
+        vocab=vocab,
+        min_freq=min_freq,
+        max_size=max_size,
+        on_split=None if json_ else (lambda what: console().print(f"[dim]{what}...[/dim]")),
+    )
+    keys = "out vocab_size vocab_source " + " ".join(
+        f"{s}_tokens {s}_unk" for s in ("train", "valid", "test") if f"{s}_tokens" in summary
+    )
+    _finish("nvlm data lm", summary, json_, keys + " seconds")
+
+
 @app.command("verify")
 def verify(
     directory: Annotated[Path, typer.Argument(help="A directory made by an `nvlm data` command.")],
@@ -258,7 +313,9 @@ def verify(
                     ("directory", report["directory"]),
                     ("files checked", report["files"]),
                     ("bad files", len(report["bad"])),
-                    ("instances", report.get("instances", 0)),
+                    ("tokens", report["tokens"])
+                    if "tokens" in report
+                    else ("instances", report.get("instances", 0)),
                 ],
             )
         )
@@ -266,7 +323,9 @@ def verify(
         names = ", ".join(b["name"] for b in report["bad"])
         raise UserError(
             f"{len(report['bad'])} of {report['files']} shard(s) in {directory} are bad: {names}",
-            hint="re-run the same `nvlm data pretraining` command to rebuild them",
+            hint=report.get(
+                "rebuild_hint", "re-run the same `nvlm data pretraining` command to rebuild them"
+            ),
         )
 
 
@@ -387,20 +446,27 @@ def demo_corpus(
         int, typer.Option("--documents", "-n", help="Documents to generate.")
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Same seed, same text.")] = 0,
+    squad: Annotated[
+        str | None,
+        typer.Option("--squad", help="Also write squad-train.json / squad-dev.json (1.1 or 2.0)."),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Write a synthetic corpus (made-up people, towns and dishes; our own templates) for demos and tests.
 
     Example:
 
-        nvlm data demo-corpus --out demo-data --documents 2000
+        nvlm data demo-corpus --out demo-data --documents 2000 --squad 1.1
     """
     from nvlm.data.demo_corpus import write_demo_corpus
 
+    if squad not in (None, "1.1", "2.0"):
+        raise UserError(f"--squad {squad} is not a SQuAD version (use 1.1 or 2.0)")
     summary = write_demo_corpus(out, documents, seed)
-    _finish(
-        "nvlm data demo-corpus",
-        summary,
-        json_,
-        "path documents sentences words",
-    )
+    fields = "path documents sentences words"
+    if squad:
+        from nvlm.data.demo_squad import write_demo_squad
+
+        summary.update(write_demo_squad(out, people=200, seed=seed, version=squad))
+        fields += " train dev train_questions dev_questions"
+    _finish("nvlm data demo-corpus", summary, json_, fields)

@@ -16,5 +16,6 @@ SetOption = Annotated[
     typer.Option("--set", help="Override one config key, e.g. --set train.lr=1e-4 (repeatable)."),
 ]
 ConfigFile = Annotated[
-    Path | None, typer.Option("--config", help="YAML file of config overrides (same keys as --set).")
+    Path | None,
+    typer.Option("--config", help="YAML file of config overrides (same keys as --set)."),
 ]

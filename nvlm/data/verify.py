@@ -13,6 +13,8 @@ import h5py
 import numpy as np
 
 from nvlm.data.atomic import sha256_file
+from nvlm.data.lm_corpus import KIND_LM
+from nvlm.data.lm_verify import verify_lm_directory
 from nvlm.data.manifest import read_manifest
 from nvlm.data.shard_format import KIND_PRETRAINING, schema
 from nvlm.errors import UserError
@@ -171,4 +173,7 @@ def _check_values(b: dict, model: str, special: dict, vocab_size: int) -> list[s
     return out
 
 
-_CHECKERS: dict[str, Callable[[Path, dict], dict]] = {KIND_PRETRAINING: _verify_pretraining}
+_CHECKERS: dict[str, Callable[[Path, dict], dict]] = {
+    KIND_PRETRAINING: _verify_pretraining,
+    KIND_LM: verify_lm_directory,
+}

@@ -23,8 +23,9 @@ class ExampleSource:
     `parts` are objects with `__len__` and `read(start, stop) -> dict[str, np.ndarray]`.
     """
 
-    def __init__(self, parts: Sequence, *, seed: int, shuffle: bool = True,
-                 shuffle_buffer: int = 10000) -> None:
+    def __init__(
+        self, parts: Sequence, *, seed: int, shuffle: bool = True, shuffle_buffer: int = 10000
+    ) -> None:
         self.parts = list(parts)
         self.sizes = np.array([len(p) for p in self.parts], dtype=np.int64)
         self.n = int(self.sizes.sum())
@@ -79,8 +80,9 @@ class ExampleSource:
         return out
 
     # -- batches -----------------------------------------------------------------------
-    def micro_batches(self, start: int, micro_batch: int, *, rank: int = 0, world: int = 1,
-                      prefetch: int = 4) -> Iterator[dict[str, np.ndarray]]:
+    def micro_batches(
+        self, start: int, micro_batch: int, *, rank: int = 0, world: int = 1, prefetch: int = 4
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Endless per-rank micro-batches from global position `start`.
 
         Each global micro-batch holds `micro_batch * world` consecutive positions; rank r takes

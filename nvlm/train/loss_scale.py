@@ -13,8 +13,9 @@ class LossScale:
     def __init__(self, enabled: bool, initial: float = 2.0**15, growth_interval: int = 2000):
         self.enabled = enabled
         self.growth_interval = growth_interval
-        self.scale = tf.Variable(initial if enabled else 1.0, dtype=tf.float32, trainable=False,
-                                 name="loss_scale")
+        self.scale = tf.Variable(
+            initial if enabled else 1.0, dtype=tf.float32, trainable=False, name="loss_scale"
+        )
         self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
 
     def variables(self) -> list[tf.Variable]:
@@ -29,4 +30,6 @@ class LossScale:
             finite, tf.where(grow, self.scale * 2.0, self.scale), tf.maximum(self.scale / 2.0, 1.0)
         )
         self.scale.assign(new_scale)
-        self.good_steps.assign(tf.where(finite & ~grow, self.good_steps + 1, tf.zeros_like(self.good_steps)))
+        self.good_steps.assign(
+            tf.where(finite & ~grow, self.good_steps + 1, tf.zeros_like(self.good_steps))
+        )

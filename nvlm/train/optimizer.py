@@ -34,7 +34,9 @@ class Optimizer:
         self.weight_decay = weight_decay
         pattern = re.compile(exclude, re.IGNORECASE)
         self.decay_mask = [not pattern.search(_path(v)) for v in self.variables]
-        self.lr_multipliers = list(lr_multipliers) if lr_multipliers else [1.0] * len(self.variables)
+        self.lr_multipliers = (
+            list(lr_multipliers) if lr_multipliers else [1.0] * len(self.variables)
+        )
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
         self.m = [self._slot(v, "m") for v in self.variables]
         self.v = [self._slot(v, "v") for v in self.variables]

@@ -8,8 +8,18 @@ from rich.progress import Progress as RichProgress
 from nvlm.report import console
 
 # Figures shown in the bar, in this order, when the model reports them.
-SHOWN = ("loss", "mlm_loss", "mlm_acc", "nsp_acc", "disc_acc", "ppl", "lr", "loss_scale",
-         "seq_per_s", "tok_per_s")
+SHOWN = (
+    "loss",
+    "mlm_loss",
+    "mlm_acc",
+    "nsp_acc",
+    "disc_acc",
+    "ppl",
+    "lr",
+    "loss_scale",
+    "seq_per_s",
+    "tok_per_s",
+)
 
 
 class Progress:
@@ -18,9 +28,14 @@ class Progress:
         if not enabled:
             return
         self.bar = RichProgress(
-            TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(bar_width=24),
-            TimeRemainingColumn(), TextColumn("{task.fields[figures]}"),
-            console=console(), transient=False, refresh_per_second=4,
+            TextColumn("[bold]step"),
+            MofNCompleteColumn(),
+            BarColumn(bar_width=24),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[figures]}"),
+            console=console(),
+            transient=False,
+            refresh_per_second=4,
         )
         self.task = self.bar.add_task("train", total=total, completed=start, figures="")
         self.bar.start()

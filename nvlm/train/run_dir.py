@@ -38,7 +38,7 @@ def prepare(run: Path, new_config: dict, *, resume: bool, overwrite: bool) -> bo
         old_path = run / "config.yaml"
         if has_checkpoint(run) and old_path.exists():
             old = yaml.safe_load(old_path.read_text()) or {}
-            diff = first_difference(_flatten(old), _flatten(new_config))
+            diff = first_difference(_layout_free(_flatten(old)), _layout_free(_flatten(new_config)))
             if diff:
                 key, a, b = diff
                 raise UserError(
@@ -50,6 +50,25 @@ def prepare(run: Path, new_config: dict, *, resume: bool, overwrite: bool) -> bo
             return True
     run.mkdir(parents=True, exist_ok=True)
     return False
+
+
+# The same run on another number of processes (--gpus) resumes: the data position and the
+# schedule are global, so what must match is the global batch and the effective learning rate,
+# not how they are split over processes, micro-batches and accumulation.
+_LAYOUT = ("train.gpus", "train.batch_size", "train.accumulation", "train.lr", "train.lr_per_gpu")
+
+
+def _layout_free(flat: dict) -> dict:
+    try:
+        gpus = int(flat["train.gpus"])
+        batch = int(flat["train.batch_size"]) * int(flat["train.accumulation"]) * gpus
+        lr = float(flat["train.lr"]) * (gpus if flat["train.lr_per_gpu"] else 1)
+    except (KeyError, TypeError, ValueError):
+        return flat
+    out = {k: v for k, v in flat.items() if k not in _LAYOUT}
+    out["train.global_batch"] = batch
+    out["train.effective_lr"] = float(f"{lr:.12g}")  # 5e-4 x 2 == 1e-3 despite rounding
+    return out
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

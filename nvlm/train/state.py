@@ -36,8 +36,15 @@ class TrainState(tf.Module):
         self.extra.extend(variables)
 
     def all_variables(self) -> list[tf.Variable]:
-        return [self.step, self.examples, self.skipped, *self.model_vars, *self.opt_vars,
-                *self.scale_vars, *self.extra]
+        return [
+            self.step,
+            self.examples,
+            self.skipped,
+            *self.model_vars,
+            *self.opt_vars,
+            *self.scale_vars,
+            *self.extra,
+        ]
 
 
 class Checkpoints:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +49,10 @@ class TrainSpec:
     metric_units: dict[str, str] = field(default_factory=dict)
     lr_multipliers: list[float] | None = None
     extra_state: list = field(default_factory=list)  # e.g. recurrent memories
+    total_steps: int | None = None  # when the task derives it (epochs x examples / batch)
+    # Called on EVERY rank right before rank 0 writes a checkpoint (a collective may run in it:
+    # Transformer-XL gathers each rank's memories into the state rank 0 saves).
+    before_checkpoint: Callable[[object], None] | None = None
 
 
 @dataclass
@@ -76,7 +82,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.world = world or SingleProcess()
         self.peak_flops = peak_flops
-        self.total_steps = int(total_steps or train_cfg.steps)
+        self.total_steps = int(total_steps or spec.total_steps or train_cfg.steps)
         self.show_progress = show_progress
         self.stop_after = stop_after  # testing aid: stop (without final save) after N steps
         self.global_batch = train_cfg.batch_size * train_cfg.accumulation * self.world.size
@@ -100,7 +106,9 @@ class Trainer:
         self._compute = tf.function(self._compute_impl, jit_compile=bool(train_cfg.xla),
                                     reduce_retracing=True)
         self._apply = tf.function(self._apply_impl)
-        self._stop_requested = False
+        self.stop_agreed = tf.Variable(False, trainable=False)  # any rank asked to stop
+        self._stop_requested = False  # a signal arrived (this rank)
+        self._stopped = False  # every rank agreed to stop after the current step
 
     # ----------------------------------------------------------------- graph functions
     def _compute_impl(self, batch):
@@ -118,13 +126,18 @@ class Trainer:
             acc.assign_add(tf.cast(g, tf.float32))
         return [], metrics
 
-    def _apply_impl(self, grads):
+    def _apply_impl(self, grads, stop=None):
         cfg = self.cfg
+        stop = tf.constant(0.0) if stop is None else tf.cast(stop, tf.float32)
         if self.accums is not None:
             grads = [tf.identity(a) for a in self.accums]
         grads = [tf.cast(g, tf.float32) / float(cfg.accumulation) for g in grads]
         # One grouped allreduce per optimizer step, after accumulation (identity in 1 process).
-        grads = self.world.allreduce_grads(grads, compress_fp16=cfg.allreduce_fp16)
+        # A stop request (SIGTERM, Ctrl-C) of any rank rides along, so that every rank stops
+        # after the same step and rank 0's checkpoint is the state of all of them.
+        reduced = self.world.allreduce_grads([*grads, stop], compress_fp16=cfg.allreduce_fp16)
+        grads = reduced[:-1]
+        self.stop_agreed.assign(reduced[-1] > 0)
         if self.loss_scale.enabled:
             grads = [g / self.loss_scale.scale for g in grads]
         # Decided after the allreduce, so every rank takes the same decision.
@@ -165,9 +178,13 @@ class Trainer:
         cfg, world = self.cfg, self.world
         ckpts = Checkpoints(self.state, self.run_dir / "checkpoints", cfg.keep_checkpoints)
         restored = ckpts.restore_latest()
-        start_step = int(self.state.step.numpy())
-        # Every rank starts from rank 0's weights and optimizer state (after a restore too).
+        # Every rank starts from rank 0's weights and optimizer state (after a restore too), and
+        # from its step and data position (a rank that cannot see the checkpoint still resumes).
         world.broadcast(self.state.all_variables())
+        if world.size > 1:
+            self._decorrelate_dropout(world.rank)
+        start_step = int(self.state.step.numpy())
+        crash = _injected_crash(world.rank)
         log = _MetricsLog(self.run_dir, enabled=world.is_root, resume_step=start_step)
         progress = Progress(self.total_steps, start_step,
                             enabled=world.is_root and self.show_progress)
@@ -187,13 +204,19 @@ class Trainer:
         lr = grad_norm = scale = 0.0
         try:
             while step < self.total_steps:
+                if crash is not None and step + 1 == crash[0]:
+                    _crash(crash[1], world.rank, step + 1)
                 if step == measure_from:
                     t_measure = time.perf_counter()
                 for _ in range(cfg.accumulation):
                     grads, metrics = self._compute(next(batches))
                     for k, v in metrics.items():
                         window.setdefault(k, []).append(float(v))
-                lr, grad_norm, scale = (float(x) for x in self._apply(grads))
+                stop = tf.constant(1.0 if self._stop_requested else 0.0)
+                lr, grad_norm, scale = (float(x) for x in self._apply(grads, stop))
+                # The agreed decision, never the local flag: a signal handled after the
+                # allreduce must not make this rank stop one step before the others.
+                self._stopped = bool(self.stop_agreed.numpy())
                 step += 1
                 ex_window += self.global_batch
                 if t_measure is not None:
@@ -209,10 +232,12 @@ class Trainer:
                 else:
                     progress.advance(step)
                 done = step == self.total_steps
-                if world.is_root and (step % cfg.checkpoint_every == 0 or done
-                                      or self._stop_requested):
-                    last_ckpt = ckpts.save(step)
-                if self._stop_requested:
+                if step % cfg.checkpoint_every == 0 or done or self._stopped:
+                    if self.spec.before_checkpoint is not None:
+                        self.spec.before_checkpoint(world)
+                    if world.is_root:
+                        last_ckpt = ckpts.save(step)
+                if self._stopped:
                     break
                 if self.stop_after is not None and step - start_step >= self.stop_after:
                     break
@@ -234,6 +259,14 @@ class Trainer:
             skipped_steps=int(self.state.skipped.numpy()), final_metrics=final_metrics,
             checkpoint=last_ckpt, resumed_from=start_step,
         )
+
+    def _decorrelate_dropout(self, rank: int) -> None:
+        # The broadcast gave every rank rank 0's Keras seed-generator states, hence the same
+        # dropout masks on every rank's micro-batch. Offset the seed (not the counter) by rank:
+        # rank 0 keeps the checkpointed state, so a resume (any world size) is deterministic.
+        for var, path in zip(self.state.model_vars, self.state.model_paths, strict=True):
+            if path.endswith("seed_generator_state"):
+                var.assign_add(tf.constant([rank * _SEED_STRIDE, 0], dtype=var.dtype))
 
     def _figures(self, metrics, lr, grad_norm, scale, seq_s) -> dict[str, float]:
         figures = dict(metrics)
@@ -268,7 +301,30 @@ class Trainer:
 
     @property
     def interrupted(self) -> bool:
-        return self._stop_requested
+        return self._stopped
+
+
+_SEED_STRIDE = 1_000_003  # a prime, far from the small differences between layers' seeds
+
+
+def _injected_crash(rank: int) -> tuple[int, str] | None:
+    """TESTING ONLY (docs/distributed.md): NVLM_TEST_CRASH_RANK=r NVLM_TEST_CRASH_STEP=s make
+    rank r fail at the start of step s; NVLM_TEST_CRASH_MODE=raise (an exception, default),
+    exit (os._exit(3), no clean-up) or kill (SIGKILL). Used to check that a dead rank ends the
+    job instead of hanging it."""
+    target, at = os.environ.get("NVLM_TEST_CRASH_RANK"), os.environ.get("NVLM_TEST_CRASH_STEP")
+    if target is None or at is None or int(target) != rank:
+        return None
+    return int(at), os.environ.get("NVLM_TEST_CRASH_MODE", "raise")
+
+
+def _crash(mode: str, rank: int, step: int) -> None:
+    print(f"NVLM_TEST_CRASH: rank {rank}, step {step}, mode {mode}", file=sys.stderr, flush=True)
+    if mode == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "exit":
+        os._exit(3)
+    raise RuntimeError(f"injected crash on rank {rank} at step {step} (NVLM_TEST_CRASH_RANK)")
 
 
 class _MetricsLog:

@@ -1,0 +1,359 @@
+"""Benchmark: nvlm's BERT-base pretraining step against keras-hub's BERT, on this CPU.
+
+    python benchmarks/bert_train.py                         # sweep + final, about 15 min
+    python benchmarks/bert_train.py --settings bf16 --final-steps 4 --no-inference   # quick
+    python benchmarks/bert_train.py --json out.json         # also write the figures
+
+(With the `bench` extra installed: `pip install -e '.[bench]'`.)
+
+Both models are BERT-base (L=12, H=768, A=12, I=3072, vocab 30528, dropout 0.1) with the two
+pretraining heads, trained on the same synthetic batches (batch 8, seq 128, 20 masked positions,
+fixed seed) through the SAME step: nvlm's `Trainer` compute function (forward + backward, XLA
+when the setting says so) and apply function (global-norm clip, LAMB), with the same loss
+(`pretraining_losses`). The only difference is the model:
+  * nvlm: `BertPretrainer(BertBackbone(...))`;
+  * keras-hub: `keras_hub.models.BertBackbone` + `keras_hub.layers.MaskedLMHead` tied to the
+    token embedding (as `keras_hub.models.BertMaskedLM` builds it) + a Dense(2) NSP head on the
+    pooled output.
+
+Phases: (1) sweep: every model in every setting (fp32 / bf16, XLA off / on), a short timing
+after a warm-up that absorbs tracing and compilation; (2) final: each model in its best setting
+of the sweep, timed in alternating rounds (a load change hits both alike). Throughput is the
+median step time's: batch / median(step seconds). MFU = sequences/s x FLOPs per sequence
+(`nvlm.models.bert.flops_per_token`, the same count for both models) / the 2-core dense peak of
+the precision. Then nvlm's forward pass (the backbone, inference) at seq 128 and 384.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+
+import numpy as np
+
+# A sibling module, found through sys.path[0] (this folder): `benchmarks.common` would not work,
+# because pysbd (a dependency) installs a top-level package named `benchmarks`.
+from common import (
+    PEAK_FLOPS,
+    VOCAB,
+    Setting,
+    bert_config,
+    interleaved,
+    keras_hub_backbone,
+    keras_hub_features,
+    machine_lines,
+    release_models,
+    set_policy,
+    table,
+    wait_for_low_load,
+    warm_up,
+)
+
+TARGET_RATIO = 1.2
+
+
+# ------------------------------------------------------------------------------------ data
+def synthetic_batches(n: int, batch: int, seq: int, predictions: int, seed: int) -> list[dict]:
+    """`n` pretraining batches with the shard layout (nvlm's input names), fixed seed.
+
+    Real-looking structure, because it costs nothing: lengths 3/4..1 of `seq` with padding,
+    sentence B after a random split, `predictions` distinct masked positions among the tokens.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        ids = np.zeros((batch, seq), np.int32)
+        mask = np.zeros_like(ids)
+        segments = np.zeros_like(ids)
+        positions = np.zeros((batch, predictions), np.int32)
+        for b in range(batch):
+            length = int(rng.integers(3 * seq // 4, seq + 1))
+            ids[b, :length] = rng.integers(1000, VOCAB, length)
+            mask[b, :length] = 1
+            segments[b, int(rng.integers(length // 4, 3 * length // 4)) : length] = 1
+            positions[b] = np.sort(rng.choice(np.arange(1, length), predictions, replace=False))
+        arrays = {
+            "input_ids": ids,
+            "input_mask": mask,
+            "segment_ids": segments,
+            "masked_lm_positions": positions,
+            "masked_lm_ids": rng.integers(1000, VOCAB, (batch, predictions)).astype(np.int32),
+            "next_sentence_labels": rng.integers(0, 2, (batch, 1)).astype(np.int32),
+        }
+        out.append({k: tf.constant(v) for k, v in arrays.items()})
+    return out
+
+
+# ---------------------------------------------------------------------------------- models
+def nvlm_pretrainer(cfg):
+    """nvlm's model and loss function (the `bert` plugin's `pretrain` loss)."""
+    from nvlm.models.bert import BertBackbone, BertPretrainer, pretraining_losses
+
+    model = BertPretrainer(BertBackbone(**cfg.to_backbone_kwargs()))
+
+    def loss_fn(model, batch, training):
+        out = pretraining_losses(model(batch, training=training), batch)
+        return out["loss"], {"mlm_loss": out["mlm_loss"], "nsp_loss": out["nsp_loss"]}
+
+    return model, loss_fn
+
+
+def keras_hub_pretrainer(cfg):
+    """keras-hub's BERT of the same shape with the same two heads, and the same loss."""
+    import keras
+    import keras_hub
+
+    from nvlm.models.bert import pretraining_losses
+
+    backbone = keras_hub_backbone(cfg)
+    init = keras.initializers.TruncatedNormal(stddev=cfg.initializer_range)
+    # As keras_hub.models.BertMaskedLM builds its head (exact GELU, decoder tied to the
+    # token embedding); keras-hub has no NSP head, so it gets nvlm's: Dense(2) on pooled.
+    mlm_head = keras_hub.layers.MaskedLMHead(
+        token_embedding=backbone.token_embedding,
+        intermediate_activation="gelu",
+        kernel_initializer=init,
+        dtype=backbone.dtype_policy,
+        name="mlm_head",
+    )
+    nsp_head = keras.layers.Dense(
+        2, kernel_initializer=init, dtype=backbone.dtype_policy, name="nsp_head"
+    )
+    inputs = {
+        name: keras.Input(shape=(None,), dtype="int32", name=name)
+        for name in ("token_ids", "segment_ids", "padding_mask", "mask_positions")
+    }
+    encoded = backbone({k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")})
+    outputs = {
+        "mlm_logits": mlm_head(encoded["sequence_output"], inputs["mask_positions"]),
+        "nsp_logits": nsp_head(encoded["pooled_output"]),
+    }
+    model = keras.Model(inputs, outputs, name="keras_hub_bert_pretrainer")
+
+    def loss_fn(model, batch, training):
+        features = {**keras_hub_features(batch), "mask_positions": batch["masked_lm_positions"]}
+        out = pretraining_losses(model(features, training=training), batch)
+        return out["loss"], {"mlm_loss": out["mlm_loss"], "nsp_loss": out["nsp_loss"]}
+
+    return model, loss_fn
+
+
+MODELS = {"nvlm": nvlm_pretrainer, "keras-hub": keras_hub_pretrainer}
+
+
+# ------------------------------------------------------------------------------ train step
+def train_step(model, loss_fn, setting: Setting, batches: list[dict], run_dir: str):
+    """One full optimizer step of nvlm's Trainer (compute, then clip + LAMB), as a callable.
+
+    `Trainer.fit` times whole runs and writes checkpoints; the benchmark needs single steps,
+    so it calls the trainer's two graph functions the way `fit` does, in the same order, and
+    fetches their results to the host (as `fit` does each step) so that a step is complete
+    when the call returns.
+    """
+    import dataclasses
+
+    from nvlm.config import TrainConfig
+    from nvlm.train.trainer import Trainer, TrainSpec
+
+    cfg = dataclasses.replace(
+        TrainConfig(),
+        steps=100_000,  # only shapes the (irrelevant) learning-rate schedule
+        batch_size=batches[0]["input_ids"].shape[0],
+        optimizer="lamb",
+        lr=1e-4,
+        warmup_steps=1000,
+        precision=setting.precision,
+        xla=setting.xla,
+    )
+    spec = TrainSpec(model=model, loss_fn=loss_fn, batches=lambda start: iter(()),
+                     tokens_per_example=batches[0]["input_ids"].shape[1])
+    trainer = Trainer(spec, cfg, run_dir, show_progress=False)
+    state = {"i": 0}
+
+    def step():
+        batch = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        grads, metrics = trainer._compute(batch)
+        lr, grad_norm, _ = trainer._apply(grads)
+        return float(metrics["loss"]), float(grad_norm), float(lr)
+
+    return step
+
+
+def measure_training(pairs: list[tuple[str, Setting]], batches, args, rounds: int,
+                     per_round: int) -> dict:
+    """Build each (model, setting), warm it up, time them all interleaved, release them.
+
+    A model takes the global dtype policy when it is built (and traced, in the warm-up), so
+    models in different settings can live side by side and be timed in alternating rounds.
+    """
+    steps, warm = {}, {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        for name, setting in pairs:
+            set_policy(setting)
+            model, loss_fn = MODELS[name](args.cfg)
+            steps[name] = train_step(model, loss_fn, setting, batches, run_dir)
+            warm[name] = warm_up(steps[name], args.warmup)
+        timings = interleaved(steps, args.batch_size, rounds, per_round)
+    steps.clear()
+    release_models()
+    return {name: (timings[name], warm[name]) for name, _ in pairs}
+
+
+# --------------------------------------------------------------------------------- inference
+def measure_inference(setting: Setting, seq: int, args) -> tuple:
+    """nvlm's backbone forward pass (training=False) in `setting`: sequences/s."""
+    import tensorflow as tf
+
+    from nvlm.models.bert import BertBackbone
+
+    set_policy(setting)
+    backbone = BertBackbone(**args.cfg.to_backbone_kwargs())
+    batches = synthetic_batches(2, args.batch_size, seq, args.predictions, args.seed + seq)
+    inputs = [{k: b[k] for k in ("input_ids", "input_mask", "segment_ids")} for b in batches]
+
+    @tf.function(jit_compile=setting.xla)
+    def forward(x):
+        return backbone(x, training=False)["sequence_output"]
+
+    state = {"i": 0}
+
+    def step():
+        state["i"] += 1
+        return forward(inputs[state["i"] % 2]).numpy()
+
+    warm = warm_up(step, args.warmup)
+    timing = interleaved({"nvlm": step}, args.batch_size, 1, args.infer_steps)["nvlm"]
+    release_models()
+    return timing, warm
+
+
+# ------------------------------------------------------------------------------------ report
+def mfu(seq_per_s: float, flops_per_sequence: float, setting: Setting) -> float:
+    return seq_per_s * flops_per_sequence / PEAK_FLOPS[setting.precision]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settings", default="fp32,fp32+xla,bf16,bf16+xla",
+                        help="comma-separated settings to sweep (default: all four)")
+    parser.add_argument("--models", default="nvlm,keras-hub")
+    parser.add_argument("--size", default="base", help="BERT size (tiny: a smoke test)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed steps first (tracing, XLA compilation)")
+    parser.add_argument("--sweep-steps", type=int, default=3, help="timed steps per setting")
+    parser.add_argument("--final-rounds", type=int, default=2)
+    parser.add_argument("--final-steps", type=int, default=5,
+                        help="timed steps per model per final round")
+    parser.add_argument("--infer-steps", type=int, default=6)
+    parser.add_argument("--no-inference", action="store_true")
+    parser.add_argument("--max-load", type=float, default=1.5)
+    parser.add_argument("--max-wait", type=float, default=600.0,
+                        help="seconds to wait for the load to drop to --max-load")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    from nvlm.models.bert import flops_per_token
+
+    settings = [Setting.parse(s) for s in args.settings.split(",")]
+    names = args.models.split(",")
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    cfg = args.cfg = bert_config(args.size)
+    seq = args.seq_len
+    train_flops = flops_per_token(cfg, seq, masked_fraction=args.predictions / seq) * seq
+
+    print(f"BERT-{args.size} pretraining step (MLM + NSP, LAMB, global-norm clip 1.0), "
+          f"batch {args.batch_size} x seq {seq}, {args.predictions} masked positions")
+    print(*machine_lines(), sep="\n")
+    print(f"FLOPs per sequence (training): {train_flops / 1e9:.1f} GFLOP; peak "
+          f"fp32 {PEAK_FLOPS['fp32'] / 1e12} TFLOP/s, bf16 {PEAK_FLOPS['bf16'] / 1e12} TFLOP/s")
+    batches = synthetic_batches(4, args.batch_size, seq, args.predictions, args.seed)
+    wait_for_low_load(args.max_load, args.max_wait)
+
+    # --- sweep
+    results: dict = {"sweep": [], "final": {}, "inference": []}
+    rows = []
+    for setting in settings:
+        for name in names:
+            print(f"  sweep: {name} {setting} ...", flush=True)
+            timing, warm_s = measure_training([(name, setting)], batches, args, 1,
+                                              args.sweep_steps)[name]
+            figures = {"model": name, "setting": str(setting),
+                       "sequences_per_s": timing.sequences_per_s,
+                       "mfu": mfu(timing.sequences_per_s, train_flops, setting),
+                       "step_ms": timing.median_s * 1e3, "warmup_s": warm_s,
+                       "load": timing.load}
+            results["sweep"].append(figures)
+            rows.append([name, setting, f"{figures['sequences_per_s']:.3f}",
+                         f"{figures['step_ms']:.0f}", f"{100 * figures['mfu']:.1f}%",
+                         f"{warm_s:.0f}", timing.load])
+    print("\nSweep (median of "
+          f"{args.sweep_steps} steps after {args.warmup} warm-up steps)")
+    print(table(["model", "setting", "sequences/s", "step ms", "MFU", "warm-up s", "load"],
+                rows))
+
+    # --- final: each model in its best setting, interleaved
+    best = {name: max((r for r in results["sweep"] if r["model"] == name),
+                      key=lambda r: r["sequences_per_s"]) for name in names}
+    print(f"\nFinal: best setting per model, {args.final_rounds} alternating rounds of "
+          f"{args.final_steps} steps each", flush=True)
+    pairs = [(name, Setting.parse(best[name]["setting"])) for name in names]
+    measured = measure_training(pairs, batches, args, args.final_rounds, args.final_steps)
+    final_timings = {name: (setting, measured[name][0]) for name, setting in pairs}
+    rows = []
+    for name, (setting, timing) in final_timings.items():
+        figures = {"setting": str(setting), "sequences_per_s": timing.sequences_per_s,
+                   "mfu": mfu(timing.sequences_per_s, train_flops, setting),
+                   "step_ms": timing.median_s * 1e3, "steps": len(timing.seconds),
+                   "load": timing.load}
+        results["final"][name] = figures
+        rows.append([name, setting, f"{figures['sequences_per_s']:.3f}",
+                     f"{figures['step_ms']:.0f}", f"{100 * figures['mfu']:.1f}%",
+                     figures["steps"], timing.load])
+    print(table(["model", "best setting", "sequences/s", "step ms", "MFU", "steps", "load"],
+                rows))
+    if {"nvlm", "keras-hub"} <= set(results["final"]):
+        ratio = (results["final"]["nvlm"]["sequences_per_s"]
+                 / results["final"]["keras-hub"]["sequences_per_s"])
+        results["ratio"] = ratio
+        verdict = "meets" if ratio >= TARGET_RATIO else "misses"
+        print(f"nvlm / keras-hub training throughput: {ratio:.2f}x "
+              f"({verdict} the {TARGET_RATIO}x target)")
+
+    # --- inference
+    if not args.no_inference and "nvlm" in names:
+        setting = Setting.parse(best["nvlm"]["setting"])
+        print(f"\nnvlm inference (BertBackbone forward, training=False), batch "
+              f"{args.batch_size}, {setting}, median of {args.infer_steps} batches", flush=True)
+        rows = []
+        for infer_seq in (128, 384):
+            wait_for_low_load(args.max_load, 60.0)
+            timing, _ = measure_inference(setting, infer_seq, args)
+            flops = flops_per_token(cfg, infer_seq, masked_fraction=0.0,
+                                    training=False) * infer_seq
+            figures = {"seq_len": infer_seq, "setting": str(setting),
+                       "sequences_per_s": timing.sequences_per_s,
+                       "mfu": mfu(timing.sequences_per_s, flops, setting),
+                       "batch_ms": timing.median_s * 1e3, "load": timing.load}
+            results["inference"].append(figures)
+            rows.append([infer_seq, setting, f"{figures['sequences_per_s']:.2f}",
+                         f"{figures['batch_ms']:.0f}", f"{100 * figures['mfu']:.1f}%",
+                         timing.load])
+        print(table(["seq", "setting", "sequences/s", "batch ms", "MFU", "load"], rows))
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_lines(), **results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Data-parallel scaling of nvlm's BERT pretraining step on this machine: 1 and 2 processes.
+
+    python benchmarks/scaling.py                                   # tiny and small, 1 and 2 processes
+    python benchmarks/scaling.py --sizes small --processes 1 2 --steps 30 --json scaling.json
+
+For each model size and process count it starts the processes the way `nvlm pretrain --gpus N`
+does (mpirun, or horovodrun with --launcher horovodrun; the same command builder, so the same
+pinning: each of N processes on this machine gets cores // N TensorFlow threads) and runs the
+training step of nvlm's `Trainer`: forward + backward (one micro-batch per process), then the
+apply function (ONE grouped allreduce of all gradients, global-norm clip, LAMB). Per process the
+micro-batch stays the same (weak scaling: the global batch grows with the processes). Figures:
+
+- step time (ms): median wall time of a whole optimizer step, on rank 0 (ranks run in lock step);
+- throughput (sequences/s): global batch / step time, aggregate over all processes, and per process;
+- allreduce (ms/step): median time of the same grouped allreduce over tensors shaped like the
+  model's gradients, measured alone right after the steps (no compute to overlap with);
+- communication fraction: allreduce / step time;
+- scaling efficiency: aggregate throughput / (processes x the 1-process throughput).
+
+Synthetic batches (random token ids, seq 128, 20 masked positions, fixed seed): data loading is
+not measured. Run from the repository root as a file (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+# A sibling module, found through sys.path[0] (this folder): see bert_train.py.
+from common import VOCAB, load_average, machine_lines, table, wait_for_low_load
+
+RESULT = "SCALING-RESULT "
+
+
+# ------------------------------------------------------------------------------ the worker
+def synthetic_batch(rng: np.random.Generator, batch: int, seq: int, predictions: int) -> dict:
+    positions = np.sort(
+        np.stack([rng.choice(np.arange(1, seq), predictions, replace=False) for _ in range(batch)]),
+        axis=1,
+    )
+    return {
+        "input_ids": rng.integers(5, VOCAB, (batch, seq)),
+        "input_mask": np.ones((batch, seq)),
+        "segment_ids": (np.arange(seq)[None, :] >= seq // 2).repeat(batch, 0),
+        "masked_lm_positions": positions,
+        "masked_lm_ids": rng.integers(5, VOCAB, (batch, predictions)),
+        "next_sentence_labels": rng.integers(0, 2, (batch,)),
+    }
+
+
+def worker(args: argparse.Namespace) -> None:
+    import tensorflow as tf
+
+    from nvlm import config, dist
+    from nvlm.models.bert.plugin import BertPlugin
+    from nvlm.train.precision import set_precision
+    from nvlm.train.trainer import Trainer, TrainSpec
+
+    world = dist.world()  # Horovod up and this process pinned, before TensorFlow starts
+    cfg = config.resolve("bert", "pretrain_phase1", preset="cpu-fp32", sets=[
+        f"model.size={args.size}", f"model.vocab_size={VOCAB}", f"data.seq_len={args.seq_len}",
+        "data.max_predictions=20", f"train.batch_size={args.batch}", "train.accumulation=1",
+        f"train.precision={args.precision}", "train.xla=false",
+    ], flags={"train.gpus": world.size}).config  # fmt: skip
+    set_precision(cfg.train.precision)
+    plugin = BertPlugin()
+    model = plugin.build(cfg, "pretrain")
+    rng = np.random.default_rng(1234 + world.rank)
+    batches = [
+        {k: tf.constant(v.astype(np.int32)) for k, v in synthetic_batch(
+            rng, args.batch, args.seq_len, 20).items()}
+        for _ in range(4)
+    ]  # fmt: skip
+    spec = TrainSpec(model=model, loss_fn=plugin.loss_fn(cfg, "pretrain"), batches=None,
+                     tokens_per_example=args.seq_len)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(spec, cfg.train, tmp, world=world, show_progress=False)
+    world.broadcast(trainer.state.all_variables())
+    no_stop = tf.constant(0.0)
+
+    def step(i: int) -> None:
+        grads, _ = trainer._compute(batches[i % len(batches)])
+        lr, _, _ = trainer._apply(grads, no_stop)
+        float(lr)  # wait for the step to finish
+
+    for i in range(args.warmup):
+        step(i)
+    step_s = []
+    for i in range(args.steps):
+        t0 = time.perf_counter()
+        step(i)
+        step_s.append(time.perf_counter() - t0)
+
+    reduce_s = []
+    if world.size > 1:
+        grads = [tf.ones(v.shape, tf.float32) for v in trainer.trainable]
+        allreduce = tf.function(lambda gs: world.allreduce_grads(gs))
+        for _ in range(3):
+            float(allreduce(grads)[0][(0,) * grads[0].shape.rank])
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            float(allreduce(grads)[0][(0,) * grads[0].shape.rank])
+            reduce_s.append(time.perf_counter() - t0)
+
+    if world.is_root:
+        params = sum(int(np.prod(v.shape)) for v in trainer.trainable)
+        result = {
+            "size": args.size, "processes": world.size, "controller": world.controller,
+            "device": world.device, "micro_batch": args.batch,
+            "global_batch": args.batch * world.size, "params": params,
+            "gradient_mb": params * 4 / 2**20,
+            "step_ms": 1e3 * statistics.median(step_s),
+            "allreduce_ms": 1e3 * statistics.median(reduce_s) if reduce_s else 0.0,
+        }  # fmt: skip
+        print(RESULT + json.dumps(result), flush=True)
+
+
+# ------------------------------------------------------------------------------ the driver
+def run_one(args: argparse.Namespace, size: str, processes: int) -> dict:
+    from nvlm.launch.command import LaunchPlan, build_command, find_launcher
+
+    program = [sys.executable, os.path.abspath(__file__), "--worker", "--size", size,
+               "--batch", str(args.batch), "--seq-len", str(args.seq_len),
+               "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--precision", args.precision]  # fmt: skip
+    if processes == 1:
+        argv, env = program, {}
+    else:
+        cmd = build_command(LaunchPlan(
+            launcher=args.launcher, processes=processes, program=tuple(program),
+            env=dict(os.environ), as_root=os.geteuid() == 0, cpu_workers=True,
+            executable=find_launcher(args.launcher)))  # fmt: skip
+        argv, env = cmd.argv, cmd.env
+    print(f"  {size}, {processes} process(es): {' '.join(argv[:8])} ...", flush=True)
+    proc = subprocess.run(argv, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+                          capture_output=True, text=True, timeout=1800)
+    match = re.search(re.escape(RESULT) + r"(\{.*\})", proc.stdout)
+    if proc.returncode != 0 or not match:
+        sys.exit(f"{size} x {processes} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(match[1])
+    result["load"] = load_average()
+    return result
+
+
+def report(results: list[dict]) -> str:
+    base = {r["size"]: r for r in results if r["processes"] == 1}
+    rows = []
+    for r in results:
+        seq_s = r["global_batch"] / (r["step_ms"] / 1e3)
+        one = base.get(r["size"])
+        eff = seq_s / (r["processes"] * one["global_batch"] / (one["step_ms"] / 1e3)) if one else 0
+        rows.append([
+            f"BERT-{r['size']}", r["processes"], r["micro_batch"], r["global_batch"],
+            f"{r['gradient_mb']:.1f}", f"{r['step_ms']:.1f}", f"{seq_s:.1f}",
+            f"{seq_s / r['processes']:.1f}",
+            f"{r['allreduce_ms']:.1f}" if r["processes"] > 1 else "-",
+            f"{r['allreduce_ms'] / r['step_ms']:.1%}" if r["processes"] > 1 else "-",
+            f"{eff:.0%}", f"{r['load']:.1f}",
+        ])  # fmt: skip
+    header = ["model", "processes", "micro-batch/process", "global batch", "gradients (MB)",
+              "step (ms)", "throughput (seq/s, all)", "per process (seq/s)",
+              "allreduce (ms/step)", "communication", "scaling efficiency", "load after"]
+    return table(header, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--processes", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--batch", type=int, default=16, help="micro-batch per process")
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps (tracing)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--launcher", default="mpirun", choices=["mpirun", "horovodrun"])
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    for line in machine_lines():
+        print(line)
+    wait_for_low_load(1.0, 300)
+    results = [run_one(args, size, p) for size in args.sizes for p in args.processes]
+    print(f"\nBERT pretraining step, seq {args.seq_len}, {args.precision}, XLA off, "
+          f"{args.launcher} for >1 process, median of {args.steps} steps:\n")
+    print(report(results))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"machine": machine_lines(), "results": results}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""Launcher options shared by the training commands, and the one "launch or run here" helper.
+
+    nvlm pretrain ... --gpus 2                       # 2 processes on this machine (horovodrun)
+    nvlm pretrain ... --hosts node1:8,node2:8        # 16 processes, mpirun/horovodrun -H
+    nvlm pretrain ... --gpus 16 --launcher srun      # inside a Slurm allocation
+    nvlm pretrain ... --gpus 2 --dry-run             # print the command, start nothing
+
+A training command builds a `TrainingJob` (its child command line, how to resolve its config,
+how to train) and calls `launch_or_run`, which does one of four things:
+- one process, no launcher needed: resolve and train in this process;
+- more processes, started from a shell: resolve, write RUN/config.yaml, build the launcher
+  command (nvlm.launch), run it, stream rank 0, exit with the worst rank's status;
+- a rank started by that launcher (NVLM_CHILD=1): read RUN/config.yaml and nothing else, train;
+- a rank of a job someone else launched (`mpirun -np 8 nvlm pretrain ...`): every rank resolves
+  the same config (`--gpus` defaults to the job size), rank 0 prepares RUN, all train.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from nvlm.errors import RunFailed, UserError
+from nvlm.launch import command as command_mod
+from nvlm.launch import ranks
+from nvlm.launch.hosts import Host, parse_hosts, read_hostfile, total_slots
+
+GpusOption = Annotated[
+    int | None,
+    typer.Option(
+        "--gpus",
+        help="Data-parallel processes (default: the preset's GPU count; one "
+        "CPU process each on a machine without GPUs). The global batch is kept by "
+        "re-deriving accumulation.",
+    ),
+]
+LauncherOption = Annotated[
+    str,
+    typer.Option(
+        "--launcher",
+        help="auto | horovodrun | mpirun | srun | none. auto: srun in a "
+        "Slurm allocation, else horovodrun, else mpirun; none: this process only.",
+    ),
+]
+HostsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--hosts",
+        help="Hosts and their slots, e.g. node1:8,node2:8 (default: this "
+        "machine, or the Slurm allocation).",
+    ),
+]
+HostfileOption = Annotated[
+    Path | None,
+    typer.Option("--hostfile", help="File of 'host slots=N' lines (instead of --hosts)."),
+]
+ControllerOption = Annotated[
+    str,
+    typer.Option("--controller", help="horovodrun's controller: gloo (default) or mpi."),
+]
+DryRunFlag = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print the launcher command and exit, starting nothing."),
+]
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    gpus: int | None = None
+    launcher: str = "auto"
+    hosts: str | None = None
+    hostfile: Path | None = None
+    controller: str = "auto"
+    dry_run: bool = False
+
+
+@dataclass
+class TrainingJob:
+    """What a training command hands to `launch_or_run`."""
+
+    command: list[str]  # the child's argv after `python -m nvlm`, without --config
+    run: Path
+    resolve: Callable[[int | None], tuple[Any, list[str]]]  # --gpus -> (RunConfig, notes)
+    train: Callable[[Any, bool, bool], dict]  # (config, resume, overwrite) -> summary
+    config_file: Path | None = None  # the command's --config (a child's RUN/config.yaml)
+    resume: bool = True
+    overwrite: bool = False
+    json_out: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    summary: dict | None  # None after --dry-run
+    where: str  # here | rank | launched | dry-run
+    is_root: bool = True
+
+    @property
+    def show_summary(self) -> bool:
+        """Print the summary table here (a launched job's rank 0 printed it already)."""
+        return self.where in ("here", "rank") and self.is_root
+
+    @property
+    def reports(self) -> bool:
+        """This process reports the result (--json, follow-up steps such as an evaluation)."""
+        return self.summary is not None and self.is_root and not ranks.is_child()
+
+
+def launch_or_run(job: TrainingJob, opts: LaunchOptions) -> Outcome:
+    if opts.gpus is not None and opts.gpus < 1:
+        raise UserError(f"--gpus {opts.gpus}: give at least 1 process")
+    if ranks.is_child():
+        return _as_child(job)
+    if ranks.under_launcher():
+        return _as_rank_of_outside_job(job, opts)
+    return _from_shell(job, opts)
+
+
+# -- started from a shell ----------------------------------------------------------------------
+def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
+    from nvlm import config as config_mod
+    from nvlm.report import info
+    from nvlm.train import run_dir
+
+    requested = opts.launcher.strip().lower()
+    if requested not in command_mod.CHOICES:
+        raise UserError(
+            f"unknown launcher {opts.launcher!r} (choose {', '.join(command_mod.CHOICES)})"
+        )
+    hosts = _hosts(opts)
+    gpus = opts.gpus if opts.gpus is not None else (total_slots(hosts) if hosts else None)
+    cfg, notes = job.resolve(gpus)
+    for note in notes:
+        info(f"[cyan]note:[/cyan] {note}")
+    n = cfg.train.gpus
+    if requested == "none" or (requested == "auto" and n == 1 and not hosts):
+        if n > 1 or hosts:
+            raise UserError(
+                f"--launcher none trains in this process, but the run needs {n} processes"
+                f"{' on --hosts' if hosts else ''} (pass --gpus 1, or another --launcher)"
+            )
+        if opts.dry_run:
+            info("dry run: 1 process, which trains in this process (nothing to launch)")
+            return Outcome(None, "dry-run")
+        return Outcome(job.train(cfg, job.resume, job.overwrite), "here")
+
+    launcher = command_mod.choose_launcher(requested)
+    plan = command_mod.LaunchPlan(
+        launcher=launcher,
+        processes=n,
+        hosts=tuple(hosts),
+        program=command_mod.child_program(
+            [*job.command, "--config", str((job.run / "config.yaml").absolute())]
+        ),
+        controller=command_mod.default_controller(opts.controller, _mpi_built),
+        env=dict(os.environ),
+        as_root=_is_root(),
+        executable=command_mod.find_launcher(launcher),
+        cpu_workers=not _gpus_visible(),
+    )
+    cmd = command_mod.build_command(plan)
+    t = cfg.train
+    info(
+        f"{n} processes ({launcher}): global batch {cfg.global_batch:,} = {t.batch_size} x "
+        f"{t.accumulation} x {n}, effective lr {cfg.effective_lr:g}"
+    )
+    if opts.dry_run:
+        if job.json_out:
+            from nvlm.report import emit_json
+
+            emit_json(
+                {
+                    "launcher": launcher,
+                    "processes": n,
+                    "argv": cmd.argv,
+                    "env": cmd.env,
+                    "command": cmd.render(),
+                    "config": str(job.run / "config.yaml"),
+                }
+            )
+        else:
+            sys.stdout.write(cmd.render() + "\n")
+            sys.stdout.flush()
+        info(
+            f"dry run: nothing started, nothing written; the run writes {job.run}/config.yaml "
+            "before it starts the command above"
+        )
+        return Outcome(None, "dry-run")
+
+    # What rank 0 would do first, done once here: the run-directory policy, then the config
+    # every child reads.
+    run_dir.prepare(job.run, config_mod.to_dict(cfg), resume=job.resume, overwrite=job.overwrite)
+    config_mod.write(cfg, job.run)
+    info(f"[dim]{escape(cmd.render())}[/dim]")
+    others = "rank 1 logs" if n == 2 else f"ranks 1-{n - 1} log"
+    info(f"rank 0 streams below; {others} to {job.run / 'logs'}/rank-N.log")
+    return Outcome(_supervise(cmd, job, n), "launched")
+
+
+def _supervise(cmd, job: TrainingJob, n: int) -> dict:
+    from nvlm.launch.job import Job
+    from nvlm.report import info
+
+    env = dict(os.environ)
+    env[ranks.CHILD_VARIABLE] = "1"
+    if sys.stderr.isatty():  # let rank 0 draw rich progress for this terminal
+        env["NVLM_TTY_COLUMNS"] = str(shutil.get_terminal_size().columns)
+    result = Job(cmd, run=job.run, processes=n, env=env, say=info).run_to_end()
+    if result.exit_code:
+        failure = RunFailed(result.message or "the job failed")
+        failure.exit_code = result.exit_code
+        raise failure
+    try:
+        return json.loads((job.run / "summary.json").read_text())
+    except (OSError, ValueError):
+        raise RunFailed(
+            f"the job ended without writing {job.run}/summary.json; see {job.run}/logs/"
+        ) from None
+
+
+def _hosts(opts: LaunchOptions) -> list[Host]:
+    if opts.hosts and opts.hostfile:
+        raise UserError("give --hosts or --hostfile, not both")
+    if opts.hosts:
+        return parse_hosts(opts.hosts)
+    if opts.hostfile:
+        return read_hostfile(opts.hostfile)
+    return []
+
+
+def _mpi_built() -> bool:
+    try:
+        import horovod.tensorflow as hvd
+    except ImportError:
+        return False
+    return bool(hvd.mpi_built())
+
+
+def _gpus_visible() -> bool:
+    import tensorflow as tf  # loaded already by the model plugin
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+# -- one rank of a job -------------------------------------------------------------------------
+def _as_child(job: TrainingJob) -> Outcome:
+    """A rank started by `_from_shell`: RUN/config.yaml is the whole config."""
+    from nvlm import config as config_mod
+    from nvlm import dist
+    from nvlm.launch.rank_log import RankLog
+
+    if job.config_file is None:
+        raise UserError(
+            "a launched rank needs --config RUN/config.yaml (NVLM_CHILD is set: "
+            "unset it to run nvlm by hand)"
+        )
+    rank = ranks.rank()
+    log = RankLog(job.run, rank)
+    log.redirect()
+    if rank == 0 and os.environ.get("NVLM_TTY_COLUMNS"):
+        os.environ["TTY_COMPATIBLE"] = "1"  # rich: draw progress as on the parent's terminal
+        os.environ["COLUMNS"] = os.environ["NVLM_TTY_COLUMNS"]
+    log.started()
+    try:
+        world = dist.world()  # Horovod up, rank pinned, before TensorFlow starts its runtime
+        cfg = config_mod.load(job.config_file)
+        _check_world(cfg, world.size)
+        summary = job.train(cfg, True, False)
+    except BaseException as exc:
+        code, error = _exit_status(exc)
+        log.finished(code, error)
+        if code == 0:
+            raise
+        # Leave at once: a normal exit runs Horovod's shutdown, which waits (measured: ~8 s)
+        # for the other ranks, while the launcher ends them only once this process is gone.
+        if isinstance(exc, UserError | RunFailed):
+            sys.stderr.write(f"nvlm: error: {exc}\n")
+        else:
+            traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    log.finished(0)
+    return Outcome(summary, "rank", is_root=world.is_root)
+
+
+def _as_rank_of_outside_job(job: TrainingJob, opts: LaunchOptions) -> Outcome:
+    """A rank of `mpirun ... nvlm pretrain ...` or `srun ... nvlm pretrain ...` typed by hand."""
+    from nvlm import config as config_mod
+    from nvlm import dist
+    from nvlm.launch.rank_log import RankLog
+    from nvlm.report import info
+    from nvlm.train import run_dir
+
+    world = dist.world()
+    if opts.gpus is not None and opts.gpus != world.size:
+        raise UserError(
+            f"--gpus {opts.gpus}, but the launcher started {world.size} ranks "
+            f"(drop --gpus, or start {opts.gpus})"
+        )
+    cfg, notes = job.resolve(world.size)
+    _check_world(cfg, world.size)
+    if world.is_root:
+        for note in notes:
+            info(f"[cyan]note:[/cyan] {note}")
+        if opts.dry_run:
+            info(f"dry run: already rank 0 of {world.size} under a launcher; nothing to launch")
+        else:
+            run_dir.prepare(
+                job.run, config_mod.to_dict(cfg), resume=job.resume, overwrite=job.overwrite
+            )
+            config_mod.write(cfg, job.run)
+    world.barrier()  # RUN exists (and was cleared by --overwrite) before other ranks log there
+    if opts.dry_run:
+        return Outcome(None, "dry-run", is_root=world.is_root)
+    if not world.is_root:
+        RankLog(job.run, world.rank).redirect()
+    return Outcome(job.train(cfg, True, False), "rank", is_root=world.is_root)
+
+
+def _check_world(cfg, size: int) -> None:
+    if cfg.train.gpus != size:
+        raise UserError(
+            f"the run config says train.gpus={cfg.train.gpus} but {size} ranks are running "
+            "(start as many ranks as train.gpus, or let nvlm launch them)"
+        )
+
+
+def _exit_status(exc: BaseException) -> tuple[int, str | None]:
+    if isinstance(exc, SystemExit):
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, None if code == 0 else f"exit {exc.code}"
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted"
+    code = getattr(exc, "exit_code", 1)
+    return (code if isinstance(code, int) and code else 1), f"{type(exc).__name__}: {exc}"

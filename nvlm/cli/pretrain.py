@@ -1,0 +1,184 @@
+"""`nvlm pretrain`: pretrain a model on shards made by `nvlm data pretraining`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nvlm.cli.launching import (
+    ControllerOption,
+    DryRunFlag,
+    GpusOption,
+    HostfileOption,
+    HostsOption,
+    LauncherOption,
+)
+from nvlm.cli.options import ConfigFile, JsonFlag, SetOption
+from nvlm.errors import UserError
+
+EXAMPLES = """
+Examples:
+
+    nvlm pretrain --model bert --preset cpu-bf16 --data shards/ --out runs/bert-p1 --set model.size=tiny
+
+    nvlm pretrain --model bert --preset dgxa100-amp --phase 2 --data shards512/ --init runs/bert-p1 --out runs/bert-p2
+
+    nvlm pretrain --model bert --preset dgx1-16g-amp --data shards/ --out runs/bert-p1 --hosts node1:8,node2:8 --dry-run
+
+Re-running the same command on the same --out resumes from its latest checkpoint (with any
+--gpus: the data position is global). More than one process: see docs/distributed.md.
+"""
+
+
+def pretrain(
+    model: Annotated[str, typer.Option("--model", "-m", help="bert | electra | transformer-xl")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="Shard directory (nvlm data pretraining); transformer-xl: nvlm data lm."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created or resumed).")],
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", help="Hardware preset (nvlm presets list) or a YAML path."),
+    ] = None,
+    phase: Annotated[
+        int,
+        typer.Option(
+            "--phase",
+            min=1,
+            max=2,
+            help="Pretraining phase: 1 (seq 128) or 2 (seq 512, from --init).",
+        ),
+    ] = 1,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="Start from: an nvlm run or checkpoint, a Hugging Face directory, or a Google TF1 checkpoint prefix.",
+        ),
+    ] = None,
+    gpus: GpusOption = None,
+    launcher: LauncherOption = "auto",
+    hosts: HostsOption = None,
+    hostfile: HostfileOption = None,
+    controller: ControllerOption = "auto",
+    dry_run: DryRunFlag = False,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Optimizer steps (overrides the preset).")
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="fp32 | tf32 | amp | bf16")
+    ] = None,
+    xla: Annotated[
+        bool | None, typer.Option("--xla/--no-xla", help="XLA-compile the forward/backward step.")
+    ] = None,
+    sets: SetOption = None,
+    config: ConfigFile = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume/--no-resume", help="Resume from RUN's latest checkpoint when there is one."
+        ),
+    ] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete RUN first and start over.")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Pretrain BERT (MLM + NSP) or ELECTRA (replaced-token detection) on HDF5 shards, or
+    train a Transformer-XL language model on an `nvlm data lm` directory."""
+    from nvlm import registry
+    from nvlm.cli.launching import LaunchOptions, TrainingJob, launch_or_run
+    from nvlm.cli.resolve import resolve_training_config
+    from nvlm.report import emit_json
+    from nvlm.train.run import print_summary, train_run
+
+    plugin = registry.get(model)
+    if "pretrain" not in plugin.tasks:
+        raise UserError(
+            f"model {model} has no pretraining task (use: nvlm pretrain --model bert|electra)"
+        )
+    # A plugin without phases names its preset stage (Transformer-XL: "train").
+    stage = getattr(plugin, "train_stage", None) or f"pretrain_phase{phase}"
+    if phase == 2 and not init and not getattr(plugin, "train_stage", None):
+        raise UserError(
+            "--phase 2 starts from a phase-1 checkpoint: pass --init RUN_OF_PHASE_1 "
+            "(as the reference recipe does, with a fresh optimizer and step counter)"
+        )
+
+    def resolve(processes: int | None):
+        return resolve_training_config(
+            plugin,
+            stage=stage,
+            preset=preset,
+            data=data,
+            init=init,
+            config_file=config,
+            sets=sets or [],
+            flags={
+                "train.gpus": processes,
+                "train.steps": steps,
+                "train.precision": precision,
+                "train.xla": xla,
+            },
+        )
+
+    def train(cfg, resume_run: bool, overwrite_run: bool) -> dict:
+        return train_run(
+            plugin,
+            cfg,
+            run=out,
+            data=data,
+            task="pretrain",
+            init=init,
+            resume=resume_run,
+            overwrite=overwrite_run,
+        )
+
+    # What each launched rank runs (plus --config RUN/config.yaml): absolute paths, since a
+    # rank on another node may start in another directory.
+    child = [
+        "pretrain",
+        "--model",
+        model,
+        "--phase",
+        str(phase),
+        "--data",
+        str(data.absolute()),
+        "--out",
+        str(out.absolute()),
+    ]
+    if init:
+        child += ["--init", os.path.abspath(init)]
+    outcome = launch_or_run(
+        TrainingJob(
+            command=child,
+            run=out,
+            resolve=resolve,
+            train=train,
+            config_file=config,
+            resume=resume,
+            overwrite=overwrite,
+            json_out=json_out,
+        ),
+        LaunchOptions(
+            gpus=gpus,
+            launcher=launcher,
+            hosts=hosts,
+            hostfile=hostfile,
+            controller=controller,
+            dry_run=dry_run,
+        ),
+    )
+    if outcome.show_summary:
+        print_summary(outcome.summary)
+    if json_out and outcome.reports:
+        emit_json(outcome.summary)
+
+
+pretrain.__doc__ = (pretrain.__doc__ or "") + "\n" + EXAMPLES

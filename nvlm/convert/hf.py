@@ -1,0 +1,316 @@
+"""Hugging Face BERT directories: read (safetensors, PyTorch .bin, TF .h5) and write.
+
+A Hugging Face directory holds `config.json` and one of `model.safetensors` (or shards listed
+in `model.safetensors.index.json`), `pytorch_model.bin` or `tf_model.h5`, usually with
+`vocab.txt`. Names follow the PyTorch module tree (`bert.encoder.layer.3.attention.self.query.
+weight`, `[out, in]`), with or without the `bert.` prefix (a bare `BertModel` has none), with or
+without the heads (`cls.predictions.*`, `cls.seq_relationship.*`, `qa_outputs.*`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nvlm.convert.bert_weights import MLM, NSP, SQUAD, export_weights, model_groups
+from nvlm.errors import UserError
+from nvlm.models.bert.config import BertConfig
+
+# Weights of HF heads nvlm has no model for (sequence classification, token classification,
+# multiple choice): skipped with a note, not an error.
+_FOREIGN_HEADS = ("classifier.",)
+# Buffers and tied copies that carry no information of their own.
+_REDUNDANT = ("embeddings.position_ids", "cls.predictions.decoder.weight")
+
+
+def read_hf_config(directory: Path) -> BertConfig:
+    """`config.json` -> `BertConfig`; a UserError for another architecture."""
+    path = directory / "config.json"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+    model_type = raw.get("model_type", "bert")  # configs converted from Google's lack it
+    if model_type != "bert":
+        raise UserError(
+            f"{directory} is a Hugging Face {model_type!r} model, not BERT",
+            hint="pass a BERT checkpoint, or the --model that matches it",
+        )
+    return bert_config_from_json(raw, path)
+
+
+def bert_config_from_json(raw: dict, path: Path) -> BertConfig:
+    """A BERT `config.json` (HF) or `bert_config.json` (Google) -> `BertConfig`."""
+    act = raw.get("hidden_act", "gelu")
+    if act != "gelu":
+        raise UserError(
+            f"{path}: hidden_act {act!r} is not supported", hint="nvlm's BERT uses exact gelu"
+        )
+    if raw.get("position_embedding_type", "absolute") != "absolute":
+        raise UserError(f"{path}: only absolute position embeddings are supported")
+    try:
+        dims = dict(
+            hidden_size=int(raw["hidden_size"]),
+            num_layers=int(raw["num_hidden_layers"]),
+            num_heads=int(raw["num_attention_heads"]),
+            intermediate_size=int(raw["intermediate_size"]),
+        )
+        return BertConfig(
+            size=BertConfig.size_of(**dims),
+            dropout=float(raw.get("hidden_dropout_prob", 0.1)),
+            vocab_size=int(raw["vocab_size"]),
+            max_position=int(raw.get("max_position_embeddings", 512)),
+            type_vocab_size=int(raw.get("type_vocab_size", 2)),
+            attention_dropout=float(raw.get("attention_probs_dropout_prob", 0.1)),
+            initializer_range=float(raw.get("initializer_range", 0.02)),
+            layer_norm_eps=float(raw.get("layer_norm_eps", 1e-12)),
+            **dims,
+        )
+    except KeyError as exc:
+        raise UserError(f"{path} lacks the BERT setting {exc.args[0]!r}") from exc
+
+
+def _read_safetensors(files: list[Path]) -> dict[str, np.ndarray]:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError as exc:
+        raise UserError(
+            f"reading {files[0].name} needs the safetensors package", hint="pip install safetensors"
+        ) from exc
+    weights = {}
+    for file in files:
+        weights.update(load_file(file))
+    return weights
+
+
+def _read_torch_bin(path: Path) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError as exc:
+        raise UserError(
+            f"{path} is a PyTorch file and torch is not installed",
+            hint="pip install torch, or save the model as model.safetensors",
+        ) from exc
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {name: (t.float() if t.is_floating_point() else t).numpy() for name, t in state.items()}
+
+
+def _read_tf_h5(path: Path) -> dict[str, np.ndarray]:
+    """HF TF `tf_model.h5` (Keras 2 weights format) -> PyTorch-style names and layouts.
+
+    Dataset paths look like `bert/tf_bert_for_pre_training/bert/encoder/layer_._0/attention/
+    self/query/kernel:0`, `mlm___cls/.../predictions/bias:0`, `nsp___cls/.../seq_relationship/
+    kernel:0`: the part from the first `embeddings|encoder|pooler` component (or `predictions`,
+    `seq_relationship`, `qa_outputs`) is what matters. Kernels are Keras `[in, out]`, so they
+    are transposed to PyTorch's `[out, in]` here and back by the common path.
+    """
+    import h5py
+
+    found: dict[str, np.ndarray] = {}
+
+    def visit(name: str, obj) -> None:
+        if not isinstance(obj, h5py.Dataset):
+            return
+        parts = name.removesuffix(":0").split("/")
+        for i, part in enumerate(parts):
+            if part in ("embeddings", "encoder", "pooler", "qa_outputs"):
+                parts = parts[i:]
+                break
+            if part in ("predictions", "seq_relationship"):
+                parts = ["cls", *parts[i:]]
+                break
+        else:
+            found[name] = np.asarray(obj)  # unknown: reported as unexpected
+            return
+        key = ".".join(parts).replace("layer_._", "layer.")
+        value = np.asarray(obj)
+        if key.endswith(".kernel"):
+            # Some HF TF versions stored attention kernels as einsum [in, heads, head_dim] or
+            # [heads, head_dim, out]: flatten to 2D (row-major, which is the head-major order).
+            if value.ndim == 3:
+                value = (
+                    value.reshape(-1, value.shape[-1])
+                    if key.endswith("attention.output.dense.kernel")
+                    else value.reshape(value.shape[0], -1)
+                )
+            key, value = key[: -len("kernel")] + "weight", value.T
+        elif key.endswith(".gamma"):
+            key = key[: -len("gamma")] + "weight"
+        elif key.endswith(".beta"):
+            key = key[: -len("beta")] + "bias"
+        elif key.endswith(".embeddings"):  # position/token type tables
+            key = key[: -len("embeddings")] + "weight"
+        elif key.endswith(".bias") and value.ndim == 2:
+            value = value.reshape(-1)  # einsum bias [heads, head_dim]
+        found[key] = value
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return found
+
+
+def read_hf_weights(
+    directory: Path,
+) -> tuple[dict[str, np.ndarray], list[str], Callable[[str], str]]:
+    """The weights of an HF BERT directory under canonical names, notes on skipped ones, and
+    a function naming a canonical weight the way this checkpoint does (for error messages)."""
+    index = directory / "model.safetensors.index.json"
+    if (directory / "model.safetensors").is_file():
+        raw = _read_safetensors([directory / "model.safetensors"])
+    elif index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        raw = _read_safetensors([directory / shard for shard in shards])
+    elif (directory / "tf_model.h5").is_file():
+        raw = _read_tf_h5(directory / "tf_model.h5")
+    elif (directory / "pytorch_model.bin").is_file():
+        raw = _read_torch_bin(directory / "pytorch_model.bin")
+    else:
+        raise UserError(
+            f"{directory} has config.json but no weights",
+            hint="expected model.safetensors, pytorch_model.bin or tf_model.h5",
+        )
+    weights, notes, foreign, origins = {}, [], [], {}
+    for name, value in raw.items():
+        bare = name.removeprefix("bert.")
+        if bare in _REDUNDANT:
+            continue
+        if bare == "cls.predictions.decoder.bias":  # tied to cls.predictions.bias
+            weights.setdefault("cls/predictions/output_bias", value)
+            continue
+        if bare.startswith(_FOREIGN_HEADS):
+            foreign.append(name)
+            continue
+        canonical, value = _hf_to_canonical(bare, value)
+        weights[canonical or name] = value
+        origins[canonical or name] = name
+    if foreign:
+        notes.append(f"{directory}: ignored weights of a head nvlm does not have: {foreign}")
+    prefix = "bert." if any(name.startswith("bert.") for name in raw) else ""
+    return weights, notes, lambda name: origins.get(name) or hf_name(name, prefix)[0]
+
+
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def _hf_to_canonical(name: str, value: np.ndarray) -> tuple[str | None, np.ndarray]:
+    """One HF name (without `bert.`) -> (canonical name or None if unknown, value)."""
+    special = {
+        "cls.predictions.bias": "cls/predictions/output_bias",
+        "cls.seq_relationship.weight": "cls/seq_relationship/kernel",
+        "cls.seq_relationship.bias": "cls/seq_relationship/bias",
+        "qa_outputs.weight": "cls/squad/kernel",
+        "qa_outputs.bias": "cls/squad/bias",
+    }
+    if name in special:
+        return special[name], value.T if value.ndim == 2 else value
+    if not name.startswith(("embeddings.", "encoder.", "pooler.", "cls.predictions.transform.")):
+        return None, value
+    parts = _LAYER.sub(r".layer_\1.", name).split(".")
+    last = parts.pop()
+    if parts[-1] == "LayerNorm":
+        parts.append({"weight": "gamma", "gamma": "gamma", "bias": "beta", "beta": "beta"}[last])
+    elif parts[0] == "embeddings" and last == "weight":
+        pass  # a table: the name is the module's
+    elif last == "weight":
+        parts.append("kernel")
+        value = value.T  # torch.nn.Linear stores [out, in]
+    else:
+        parts.append(last)
+    return "/".join(parts), value
+
+
+def hf_name(name: str, prefix: str = "bert.") -> tuple[str, bool]:
+    """Canonical name -> (HF name, whether the value is transposed): the inverse of
+    `_hf_to_canonical`, used to export and to name weights in errors."""
+    special = {
+        "cls/predictions/output_bias": ("cls.predictions.bias", False),
+        "cls/seq_relationship/kernel": ("cls.seq_relationship.weight", True),
+        "cls/seq_relationship/bias": ("cls.seq_relationship.bias", False),
+        "cls/squad/kernel": ("qa_outputs.weight", True),
+        "cls/squad/bias": ("qa_outputs.bias", False),
+    }
+    if name in special:
+        return special[name]
+    parts = name.split("/")
+    last = parts.pop()
+    transposed = False
+    if parts and parts[-1] == "LayerNorm":
+        parts.append({"gamma": "weight", "beta": "bias"}.get(last, last))
+    elif parts[0] == "embeddings":
+        parts += [last, "weight"]
+    elif last == "kernel":
+        parts.append("weight")
+        transposed = True
+    else:
+        parts.append(last)
+    hf = re.sub(r"\.layer_(\d+)\.", r".layer.\1.", ".".join(parts))
+    return (hf if hf.startswith("cls.") else prefix + hf), transposed
+
+
+def write_hf_dir(model, cfg: BertConfig, dst: Path, vocab: Path | None, overwrite: bool) -> Path:
+    """Write `model` as an HF BERT directory at `dst` (atomically: temp dir, then rename)."""
+    try:
+        from safetensors.numpy import save_file
+    except ImportError as exc:
+        raise UserError(
+            "writing model.safetensors needs the safetensors package",
+            hint="pip install safetensors",
+        ) from exc
+    dst = Path(dst)
+    if dst.exists() and not overwrite:
+        raise UserError(f"{dst} already exists", hint="choose a new directory or remove it")
+
+    groups = model_groups(model)
+    if MLM in groups or NSP in groups:
+        architecture, prefix = "BertForPreTraining", "bert."
+    elif SQUAD in groups:
+        architecture, prefix = "BertForQuestionAnswering", "bert."
+    else:
+        architecture, prefix = "BertModel", ""
+    tensors = {}
+    for name, value in export_weights(model).items():
+        hf, transposed = hf_name(name, prefix)
+        tensors[hf] = np.ascontiguousarray(value.T if transposed else value)
+    config = {
+        "architectures": [architecture],
+        "model_type": "bert",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "intermediate_size": cfg.intermediate_size,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": cfg.dropout,
+        "attention_probs_dropout_prob": cfg.attention_dropout,
+        "max_position_embeddings": cfg.max_position,
+        "type_vocab_size": cfg.type_vocab_size,
+        "initializer_range": cfg.initializer_range,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "position_embedding_type": "absolute",
+        "pad_token_id": 0,
+        "tie_word_embeddings": True,
+        "dtype": "float32",
+    }
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if vocab is not None:
+            shutil.copyfile(vocab, tmp / "vocab.txt")
+        os.chmod(tmp, 0o755)
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst

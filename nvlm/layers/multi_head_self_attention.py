@@ -1,0 +1,125 @@
+"""Multi-head scaled dot-product self-attention with one fused QKV projection."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+# Added to the scores of masked keys. -10000 is what Google's BERT uses; it fits float16
+# (max 65504) and bfloat16, and exp(-10000) underflows to exactly 0 in float32, so a masked
+# key gets zero weight without an overflow to -inf (which turns fully masked rows into NaN).
+MASK_NEGATIVE = -10000.0
+
+
+@keras.saving.register_keras_serializable(package="nvlm")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """Self-attention over a `[batch, seq, hidden]` sequence (Vaswani et al. 2017, 3.2).
+
+    Speed: the query, key and value projections are ONE dense layer with `3 * hidden_size`
+    outputs (one large GEMM instead of three), reshaped to `[batch, seq, 3, heads, head_dim]`
+    and transposed once to `[3, batch, heads, seq, head_dim]`. The scores are an einsum that
+    TensorFlow maps to a batched matmul with a transposed operand, so no copy of the keys is made.
+
+    Checkpoint layout: the fused kernel is `[hidden, 3 * hidden]` = the concatenation along the
+    output axis of the query, key and value kernels, each `[hidden, heads * head_dim]` with the
+    output index `head * head_dim + d` -- the layout of Google's and Hugging Face's separate
+    `query`/`key`/`value` weights (transposed for PyTorch), so conversion is a concatenation.
+
+    Mixed precision: the projections run in the compute dtype; the mask is added in the compute
+    dtype (see `MASK_NEGATIVE`) and the softmax runs in float32.
+
+    Args:
+        hidden_size: model width; must be divisible by `num_heads`.
+        num_heads: number of attention heads.
+        attention_dropout: dropout rate on the attention probabilities.
+        initializer_range: standard deviation of the truncated normal kernel initialiser.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        x: `[batch, seq, hidden]`.
+        attention_mask: optional, 1 = attend, 0 = ignore; `[batch, seq]` (a padding mask over
+            keys) or `[batch, seq, seq]` (query x key).
+        training: whether dropout is active.
+
+    Example:
+    >>> attention = MultiHeadSelfAttention(hidden_size=16, num_heads=2)
+    >>> x = keras.random.normal((2, 5, 16))
+    >>> mask = keras.ops.convert_to_tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    >>> tuple(attention(x, attention_mask=mask).shape)
+    (2, 5, 16)
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        attention_dropout: float = 0.0,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.attention_dropout = attention_dropout
+        self.initializer_range = initializer_range
+
+        init = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        self.qkv = keras.layers.Dense(
+            3 * hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="qkv"
+        )
+        self.output_dense = keras.layers.Dense(
+            hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="output"
+        )
+        self.dropout_layer = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy)
+
+    def build(self, input_shape) -> None:
+        self.qkv.build((None, None, self.hidden_size))
+        self.output_dense.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, x, attention_mask=None, training=None):
+        batch, seq_len = ops.shape(x)[0], ops.shape(x)[1]
+        qkv = ops.reshape(self.qkv(x), (batch, seq_len, 3, self.num_heads, self.head_dim))
+        # [3, batch, heads, seq, head_dim], then unstacked: the gradient of unstack is one
+        # stack, where three slices would each scatter into a zero tensor of the full size.
+        query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)
+        # Scaling the queries (seq x head_dim values per head) is cheaper than scaling the
+        # scores (seq x seq); the product is the same.
+        query = query * ops.cast(1.0 / math.sqrt(self.head_dim), self.compute_dtype)
+
+        scores = ops.einsum("bnqd,bnkd->bnqk", query, key)
+        if attention_mask is not None:
+            scores = scores + self._mask_bias(attention_mask)
+        probs = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        probs = self.dropout_layer(ops.cast(probs, self.compute_dtype), training=training)
+
+        context = ops.einsum("bnqk,bnkd->bqnd", probs, value)
+        context = ops.reshape(context, (batch, seq_len, self.hidden_size))
+        return self.output_dense(context)
+
+    def _mask_bias(self, attention_mask):
+        """1/0 mask -> additive bias broadcastable to `[batch, heads, query, key]`."""
+        mask = ops.cast(attention_mask, self.compute_dtype)
+        if len(mask.shape) == 2:
+            mask = mask[:, None, None, :]
+        elif len(mask.shape) == 3:
+            mask = mask[:, None, :, :]
+        return (1.0 - mask) * ops.cast(MASK_NEGATIVE, self.compute_dtype)
+
+    def compute_output_shape(self, x_shape, attention_mask_shape=None):
+        return x_shape
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size,
+            num_heads=self.num_heads,
+            attention_dropout=self.attention_dropout,
+            initializer_range=self.initializer_range,
+        )
+        return config

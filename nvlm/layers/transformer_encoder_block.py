@@ -1,0 +1,117 @@
+"""One post-LayerNorm Transformer encoder block (BERT, ELECTRA)."""
+
+from __future__ import annotations
+
+import keras
+
+from nvlm.layers.activations import gelu
+from nvlm.layers.layer_norm import LayerNorm
+from nvlm.layers.multi_head_self_attention import MultiHeadSelfAttention
+
+
+@keras.saving.register_keras_serializable(package="nvlm")
+class TransformerEncoderBlock(keras.layers.Layer):
+    """Self-attention and a GELU feed-forward network, each followed by residual + LayerNorm.
+
+    This is the post-LN block of the original Transformer as used by BERT:
+    `x = LN(x + dropout(attention(x)))`, then `x = LN(x + dropout(W2 gelu(W1 x)))`, with the
+    exact (erf) GELU. The sub-layer names follow the checkpoint names of Google's BERT
+    (`attention`, `attention_norm` = `attention/output/LayerNorm`, `intermediate`, `output`,
+    `output_norm` = `output/LayerNorm`), which keeps the conversion tables short.
+
+    Args:
+        hidden_size: model width.
+        num_heads: number of attention heads.
+        intermediate_size: width of the feed-forward hidden layer (4 x hidden in BERT).
+        dropout: dropout rate on the attention output and the feed-forward output.
+        attention_dropout: dropout rate on the attention probabilities.
+        layer_norm_eps: LayerNorm epsilon (1e-12 in BERT).
+        initializer_range: standard deviation of the truncated normal kernel initialiser.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        x: `[batch, seq, hidden]`.
+        attention_mask: optional 1/0 mask, see `MultiHeadSelfAttention`.
+        training: whether dropout is active.
+
+    Example:
+    >>> block = TransformerEncoderBlock(hidden_size=16, num_heads=2, intermediate_size=64)
+    >>> x = keras.random.normal((2, 5, 16))
+    >>> tuple(block(x, attention_mask=keras.ops.ones((2, 5))).shape)
+    (2, 5, 16)
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        layer_norm_eps: float = 1e-12,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+
+        init = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        policy = self.dtype_policy
+        self.attention = MultiHeadSelfAttention(
+            hidden_size,
+            num_heads,
+            attention_dropout=attention_dropout,
+            initializer_range=initializer_range,
+            dtype=policy,
+            name="attention",
+        )
+        self.attention_norm = LayerNorm(epsilon=layer_norm_eps, dtype=policy, name="attention_norm")
+        self.intermediate = keras.layers.Dense(
+            intermediate_size,
+            activation=gelu,
+            kernel_initializer=init,
+            dtype=policy,
+            name="intermediate",
+        )
+        self.output_dense = keras.layers.Dense(
+            hidden_size, kernel_initializer=init, dtype=policy, name="output"
+        )
+        self.output_norm = LayerNorm(epsilon=layer_norm_eps, dtype=policy, name="output_norm")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
+
+    def build(self, input_shape) -> None:
+        shape = (None, None, self.hidden_size)
+        self.attention.build(shape)
+        self.attention_norm.build(shape)
+        self.intermediate.build(shape)
+        self.output_dense.build((None, None, self.intermediate_size))
+        self.output_norm.build(shape)
+        self.built = True
+
+    def call(self, x, attention_mask=None, training=None):
+        attended = self.attention(x, attention_mask=attention_mask, training=training)
+        x = self.attention_norm(x + self.dropout_layer(attended, training=training))
+        hidden = self.output_dense(self.intermediate(x))
+        return self.output_norm(x + self.dropout_layer(hidden, training=training))
+
+    def compute_output_shape(self, x_shape, attention_mask_shape=None):
+        return x_shape
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            layer_norm_eps=self.layer_norm_eps,
+            initializer_range=self.initializer_range,
+        )
+        return config

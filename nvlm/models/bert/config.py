@@ -1,0 +1,125 @@
+"""BERT hyper-parameters: the frozen `BertConfig` and the named sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from nvlm.config import CUSTOM_SIZE, ModelConfig
+from nvlm.errors import UserError
+
+# Architecture of each named size. tiny is ours (trains in seconds on CPU, for tests and demos);
+# small is Google's BERT-Small (L=4, H=512, Turc et al. 2019, "Well-Read Students Learn
+# Better"); base and large are Devlin et al. 2018, table 1 footnote.
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(num_layers=2, hidden_size=64, num_heads=2, intermediate_size=256),
+    "small": dict(num_layers=4, hidden_size=512, num_heads=8, intermediate_size=2048),
+    "base": dict(num_layers=12, hidden_size=768, num_heads=12, intermediate_size=3072),
+    "large": dict(num_layers=24, hidden_size=1024, num_heads=16, intermediate_size=4096),
+}
+
+
+def pad_vocab(n: int, multiple: int = 8) -> int:
+    """Round a vocabulary size up to a multiple of `multiple`.
+
+    Tensor cores (and the CPU GEMM kernels) are fastest when the matmul dimensions are
+    multiples of 8; NVIDIA's BERT pads 30522 to 30528 for this reason. The extra rows are never
+    looked up and the model learns to give them no probability.
+
+    >>> pad_vocab(30522)
+    30528
+    """
+    if n <= 0 or multiple <= 0:
+        raise ValueError(f"pad_vocab needs positive numbers, got n={n}, multiple={multiple}")
+    return -(-n // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class BertConfig(ModelConfig):
+    """Hyper-parameters of a BERT model (the `model.` section of a BERT run's config).
+
+    Build one from a named size with `BertConfig.from_size("base", vocab_size=...)`; the
+    defaults of the fields are BERT-base. `to_backbone_kwargs()` gives the arguments of
+    `BertBackbone`.
+
+    Args:
+        size: (from `ModelConfig`) tiny | small | base | large, or "custom" for an imported
+            checkpoint whose architecture is none of them.
+        dropout: (from `ModelConfig`) dropout rate of the embeddings and of every block's
+            sub-layer outputs.
+        vocab_size: rows of the word embedding (pad a data vocabulary with `pad_vocab`).
+        hidden_size: model width.
+        num_layers: number of encoder blocks.
+        num_heads: attention heads per block.
+        intermediate_size: feed-forward width.
+        max_position: longest sequence (rows of the position table).
+        type_vocab_size: number of segment ids.
+        attention_dropout: dropout rate on attention probabilities.
+        initializer_range: standard deviation of the truncated normal initialiser.
+        layer_norm_eps: LayerNorm epsilon.
+    """
+
+    vocab_size: int = 30528
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position: int = 512
+    type_vocab_size: int = 2
+    attention_dropout: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES and self.size != CUSTOM_SIZE:
+            raise UserError(
+                f"unknown BERT size {self.size!r}",
+                hint=f"choose one of {', '.join(SIZES)}",
+            )
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "max_position",
+            "type_vocab_size",
+        ):
+            if getattr(self, name) <= 0:
+                raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise UserError(
+                f"model.hidden_size {self.hidden_size} is not divisible by "
+                f"model.num_heads {self.num_heads}"
+            )
+
+    @classmethod
+    def from_size(cls, size: str, vocab_size: int, **overrides: Any) -> BertConfig:
+        """The named architecture `size` with `vocab_size` rows and optional overrides."""
+        if size not in SIZES:
+            raise UserError(f"unknown BERT size {size!r}", hint=f"choose one of {', '.join(SIZES)}")
+        return cls(size=size, vocab_size=vocab_size, **{**SIZES[size], **overrides})
+
+    @staticmethod
+    def size_of(hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int) -> str:
+        """The name of the size with this architecture, or "custom"."""
+        arch = dict(
+            num_layers=num_layers,
+            hidden_size=hidden_size,
+            num_heads=num_heads,
+            intermediate_size=intermediate_size,
+        )
+        return next((name for name, dims in SIZES.items() if dims == arch), CUSTOM_SIZE)
+
+    def replace(self, **changes: Any) -> BertConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_backbone_kwargs(self) -> dict[str, Any]:
+        """Arguments of `BertBackbone` (every field but `size`)."""
+        kwargs = dataclasses.asdict(self)
+        del kwargs["size"]
+        return kwargs

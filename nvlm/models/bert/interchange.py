@@ -1,0 +1,98 @@
+"""`nvlm convert` for BERT: an nvlm run <-> a Hugging Face directory (Google TF1 checkpoints
+convert too). The round trip is lossless: the same float32 arrays come back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from nvlm import config as config_mod
+from nvlm.errors import UserError
+
+# Which task a stage's model is, and which stage an imported model gets.
+STAGE_TASK = {"squad": "squad", "features": "features"}
+
+
+def task_of_stage(stage: str) -> str:
+    return "pretrain" if stage.startswith("pretrain") else STAGE_TASK.get(stage, stage)
+
+
+def load_run_model(src: str | Path):
+    """(config, model) of an nvlm run or checkpoint, weights restored."""
+    from nvlm.models.bert.plugin import BertPlugin
+    from nvlm.train.precision import set_precision
+    from nvlm.train.restore import restore_model, run_dir_of
+
+    cfg = config_mod.load(run_dir_of(src))
+    set_precision("fp32")
+    model = BertPlugin().build(cfg, task_of_stage(cfg.stage))
+    restore_model(model, src)
+    return cfg, model
+
+
+def to_hf(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple[Path, list[str]]:
+    from nvlm.convert import convert_to_hf, detect_source, export_hf
+    from nvlm.train.restore import run_dir_of
+
+    if detect_source(src) != "nvlm":
+        return convert_to_hf(src, dst, overwrite=overwrite)
+    _, model = load_run_model(src)
+    run = run_dir_of(src)
+    vocab = run / "vocab.txt"
+    out = export_hf(model, dst, vocab=vocab if vocab.exists() else None, overwrite=overwrite)
+    tok = run / "tokenizer_config.json"
+    if tok.exists():
+        shutil.copyfile(tok, Path(out) / "tokenizer_config.json")
+    return out, []
+
+
+def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple[Path, list[str]]:
+    """An HF directory or Google checkpoint -> an nvlm run directory usable as --init."""
+    from nvlm.convert import detect_source, load_checkpoint, model_for, read_checkpoint
+    from nvlm.convert.bert_weights import MLM, NSP, SQUAD
+    from nvlm.models.bert.init import ARCHITECTURE, source_text_settings
+    from nvlm.train.precision import set_precision
+    from nvlm.train.restore import _ModelVars
+
+    if detect_source(src) == "nvlm":
+        raise UserError(f"{src} is already an nvlm run (convert it --to hf)")
+    dst = Path(dst)
+    if dst.exists() and any(dst.iterdir()) and not overwrite:
+        raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+    set_precision("fp32")
+    ckpt = read_checkpoint(src)
+    model = model_for(ckpt)
+    warnings = load_checkpoint(model, ckpt)
+    groups = ckpt.groups
+    stage = "pretrain_phase1" if groups & {MLM, NSP} else "squad" if SQUAD in groups else "features"
+    values = {f"model.{k}": getattr(ckpt.config, k) for k in ARCHITECTURE}
+    values["model.size"] = ckpt.config.size
+    cfg = config_mod.resolve("bert", stage, flags=values).config
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        config_mod.write(cfg, tmp)
+        tf.train.Checkpoint(state=_ModelVars([v.value for v in model.variables])).write(
+            str(tmp / "checkpoints" / "ckpt-0")
+        )
+        (tmp / "checkpoints" / "checkpoint").write_text(
+            'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
+        )
+        vocab, lowercase = source_text_settings(src)
+        if vocab:
+            shutil.copyfile(vocab, tmp / "vocab.txt")
+        (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": lowercase}) + "\n")
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    keras.backend.clear_session()
+    return dst, warnings

@@ -1,0 +1,248 @@
+"""The BERT model plugin: what `nvlm pretrain|eval|predict|convert --model bert` call.
+
+Registered through the `nvlm.models` entry-point group like any outside plugin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+
+from nvlm.errors import UserError
+from nvlm.models.bert.config import SIZES, BertConfig
+from nvlm.models.bert.flops import flops_per_token
+from nvlm.train.example_source import ExampleSource, Hdf5Part
+from nvlm.train.shards import ShardInfo, read_shards
+
+PRETRAIN_KEYS = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "next_sentence_labels",
+)
+METRIC_UNITS = {"mlm_loss": "nats", "mlm_acc": "1", "nsp_loss": "nats", "nsp_acc": "1"}
+
+
+def write_tokenizer_config(directory: Path, lowercase: bool) -> None:
+    """Record the casing next to vocab.txt, under Hugging Face's name for it."""
+    import json
+    import os
+
+    path = directory / "tokenizer_config.json"
+    tmp = directory / ".tokenizer_config.json.tmp"
+    tmp.write_text(json.dumps({"do_lower_case": lowercase}) + "\n")
+    os.replace(tmp, path)
+
+
+class BertPlugin:
+    name: ClassVar[str] = "bert"
+    config_cls: ClassVar[type] = BertConfig
+    # "custom": an imported checkpoint whose architecture matches no named size.
+    sizes: ClassVar[dict] = {**SIZES, "custom": {}}
+    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad", "features")
+    shard_kind: ClassVar[str] = "bert"
+
+    # -- model ---------------------------------------------------------------------------
+    def build(self, cfg, task: str):
+        from nvlm.models.bert.bert_backbone import BertBackbone
+        from nvlm.models.bert.bert_pretrainer import BertPretrainer
+        from nvlm.models.bert.bert_question_answerer import BertQuestionAnswerer
+
+        backbone = BertBackbone(**cfg.model.to_backbone_kwargs())
+        if task in ("pretrain", "mlm"):
+            return BertPretrainer(backbone)
+        if task == "squad":
+            return BertQuestionAnswerer(backbone)
+        if task == "features":
+            return backbone
+        raise UserError(f"BERT has no task {task!r} (tasks: {', '.join(self.tasks)})")
+
+    null_threshold: ClassVar[float] = 0.0  # SQuAD v2.0 default (reference BERT scripts)
+
+    def flops_per_token(self, cfg, seq_len: int, task: str = "pretrain") -> float:
+        fraction = cfg.data.max_predictions / seq_len if task == "pretrain" else 0.0
+        return flops_per_token(cfg.model, seq_len, masked_fraction=fraction)
+
+    def text_settings(self, src: str):
+        """(vocab.txt path, lowercase) of a checkpoint source."""
+        from nvlm.models.bert.init import source_text_settings
+
+        return source_text_settings(src)
+
+    # -- data ----------------------------------------------------------------------------
+    def data_overrides(self, data: Path) -> tuple[ShardInfo, dict[str, Any]]:
+        """What the shards fix in the config: vocab size (padded to 8), seq len, predictions."""
+        info = read_shards(data, expect_kind=self.shard_kind)
+        from nvlm.models.bert.config import pad_vocab
+
+        values = {"model.vocab_size": pad_vocab(info.vocab_size), "data.seq_len": info.seq_len}
+        if info.max_predictions is not None:
+            values["data.max_predictions"] = info.max_predictions
+        return info, values
+
+    def source(self, cfg, data: Path, keys=PRETRAIN_KEYS) -> ExampleSource:
+        info = read_shards(data, expect_kind=self.shard_kind)
+        parts = [Hdf5Part(p, keys) for p in info.shard_paths]
+        return ExampleSource(parts, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
+
+    # -- training --------------------------------------------------------------------------
+    def loss_fn(self, cfg, task: str):
+        from nvlm.models.bert.pretraining_losses import pretraining_losses
+
+        def pretrain_loss(model, batch, training):
+            outputs = model(
+                {
+                    k: batch[k]
+                    for k in ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
+                },
+                training=training,
+            )
+            out = pretraining_losses(outputs, batch)
+            metrics = {
+                "mlm_loss": out["mlm_loss"],
+                "mlm_acc": out["mlm_accuracy"],
+                "nsp_loss": out["nsp_loss"],
+                "nsp_acc": out["nsp_accuracy"],
+            }
+            return out["loss"], metrics
+
+        if task == "pretrain":
+            return pretrain_loss
+        raise UserError(f"BERT cannot train task {task!r} here (use nvlm finetune for squad)")
+
+    def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
+        from nvlm.train.trainer import TrainSpec
+
+        if task == "squad":
+            from nvlm.tasks import squad
+
+            return squad.train_spec(self, cfg, model, data, run, init, world)
+
+        src = self.source(cfg, data)
+        seq = cfg.data.seq_len
+
+        def batches(start: int):
+            for b in src.micro_batches(
+                start, cfg.train.batch_size, rank=world.rank, world=world.size
+            ):
+                yield {k: tf.constant(v.astype(np.int32)) for k, v in b.items()}
+
+        return TrainSpec(
+            model=model,
+            loss_fn=self.loss_fn(cfg, task),
+            batches=batches,
+            tokens_per_example=seq,
+            flops_per_example=self.flops_per_token(cfg, seq) * seq,
+            metric_units=METRIC_UNITS,
+        )
+
+    def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
+        """Copy the vocab next to the run so that it is self-contained for --init later."""
+        from nvlm.train.run import copy_file
+
+        if task == "squad":  # the vocab and casing of the checkpoint being fine-tuned
+            vocab, lowercase = self.text_settings(init)
+            if vocab:
+                copy_file(Path(vocab), Path(run) / "vocab.txt")
+            write_tokenizer_config(Path(run), lowercase)
+            return
+        info = read_shards(data, expect_kind=self.shard_kind)
+        if info.vocab_path and Path(info.vocab_path).exists():
+            copy_file(Path(info.vocab_path), Path(run) / "vocab.txt")
+        write_tokenizer_config(Path(run), info.lowercase)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate(
+        self,
+        cfg,
+        model,
+        data: Path,
+        task: str,
+        *,
+        init: str | None = None,
+        out_dir: Path | None = None,
+        null_threshold: float | None = None,
+        progress=None,
+    ) -> dict[str, Any]:
+        """mlm: masked-LM loss/accuracy and NSP accuracy over every example of the shards,
+        once. squad: predictions files + EM/F1 + inference timing (nvlm.tasks.squad)."""
+        import time
+
+        from nvlm.models.bert.pretraining_losses import pretraining_losses
+
+        if task == "squad":
+            from nvlm.tasks import squad
+
+            return squad.evaluate(
+                self, cfg, model, data, init=init, out_dir=out_dir, null_threshold=null_threshold
+            )
+        if task != "mlm":
+            raise UserError(f"BERT evaluates tasks mlm and squad, not {task!r}")
+        info = read_shards(data, expect_kind=self.shard_kind)
+        parts = [Hdf5Part(p, PRETRAIN_KEYS) for p in info.shard_paths]
+        inputs = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
+
+        @tf.function(reduce_retracing=True)
+        def step(batch):
+            out = pretraining_losses(model({k: batch[k] for k in inputs}, training=False), batch)
+            n = tf.cast(tf.shape(batch["input_ids"])[0], tf.float32)
+            return {
+                "mlm_xent": out["mlm_loss"] * out["mlm_count"],
+                "mlm_hits": out["mlm_accuracy"] * out["mlm_count"],
+                "mlm_count": out["mlm_count"],
+                "nsp_xent": out["nsp_loss"] * n,
+                "nsp_hits": out["nsp_accuracy"] * n,
+                "sequences": n,
+            }
+
+        totals: dict[str, float] = {}
+        bs = cfg.data.eval_batch_size
+        t0 = time.perf_counter()
+        for part in parts:
+            for start in range(0, len(part), bs):
+                batch = {
+                    k: tf.constant(v.astype(np.int32))
+                    for k, v in part.read(start, min(start + bs, len(part))).items()
+                }
+                for k, v in step(batch).items():
+                    totals[k] = totals.get(k, 0.0) + float(v)
+                if progress:
+                    progress(int(totals["sequences"]), info.examples)
+        elapsed = time.perf_counter() - t0
+        count, n = max(totals["mlm_count"], 1.0), max(totals["sequences"], 1.0)
+        return {
+            "task": "mlm",
+            "data": str(data),
+            "sequences": int(totals["sequences"]),
+            "masked_tokens": int(totals["mlm_count"]),
+            "mlm_loss": totals["mlm_xent"] / count,
+            "mlm_acc": totals["mlm_hits"] / count,
+            "nsp_loss": totals["nsp_xent"] / n,
+            "nsp_acc": totals["nsp_hits"] / n,
+            "time_s": elapsed,
+            "seq_per_s": n / max(elapsed, 1e-9),
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def convert(self, src, dst, *, to: str, overwrite: bool = False):
+        from nvlm.models.bert import interchange
+
+        fn = interchange.to_hf if to == "hf" else interchange.to_nvlm
+        return fn(src, dst, overwrite=overwrite)
+
+    def init_model_values(self, src: str) -> dict[str, Any]:
+        """The architecture `--init SRC` fixes, as dotted config keys."""
+        from nvlm.models.bert.init import init_model_values
+
+        return init_model_values(src)
+
+    def load_init(self, model, cfg, src: str, task: str) -> list[str]:
+        """Load weights from `--init SRC` into `model`; return warnings (e.g. absent heads)."""
+        from nvlm.models.bert.init import load_into
+
+        return load_into(model, cfg, src, task)

@@ -1,0 +1,1 @@
+"""Task adapters shared by model plugins (SQuAD question answering)."""

@@ -1,0 +1,354 @@
+"""SQuAD question answering for any encoder plugin with a "squad" task (BERT now, ELECTRA
+next): the fine-tuning spec for the shared loop, batched inference with real latency figures,
+and the answerer behind `nvlm predict --question/--context` and JSONL pipelines.
+
+The plugin supplies the model (`build(cfg, "squad")` -> outputs `start_logits`, `end_logits`)
+and its text settings; everything else here is model-agnostic. A plugin with another head
+(ELECTRA's joint beam search) also has `squad_head(cfg)`, returning an object with
+`loss(model, batch, training)`, `metric_units` and `decode(dataset, features, outputs, *,
+null_threshold, version_2) -> SquadPredictions` (or None for the start/end head here), and may
+have `squad_null_threshold(cfg)`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from nvlm.errors import UserError
+from nvlm.squad import decode_predictions, load_or_featurize, parse_squad, read_squad
+
+INPUTS = ("input_ids", "input_mask", "segment_ids")
+
+
+def squad_head(plugin, cfg):
+    """The plugin's own SQuAD loss/decoder (`plugin.squad_head(cfg)`), or None."""
+    hook = getattr(plugin, "squad_head", None)
+    return hook(cfg) if hook is not None else None
+
+
+def beam_size_flags(plugin, beam_size: int | None) -> dict:
+    """`--beam-size N` as a config flag, for the plugins whose config has a beam."""
+    if beam_size is None:
+        return {}
+    import dataclasses
+
+    if "beam_size" not in {f.name for f in dataclasses.fields(plugin.config_cls)}:
+        raise UserError(
+            f"--beam-size applies to a beam-search answer head; {plugin.name} has none "
+            "(drop --beam-size)"
+        )
+    return {"model.beam_size": beam_size}
+
+
+def text_settings(plugin, init: str) -> tuple:
+    """(Vocab, lowercase) of the checkpoint being fine-tuned or served."""
+    from nvlm.data.vocab import Vocab
+
+    vocab_path, lowercase = plugin.text_settings(init)
+    if vocab_path is None:
+        raise UserError(f"--init {init} has no vocab.txt (put the model's vocab.txt next to it)")
+    return Vocab.load(vocab_path), lowercase
+
+
+def features_for(dataset, vocab, lowercase: bool, cfg, *, training: bool, cache_dir=None):
+    feats, _ = load_or_featurize(
+        dataset,
+        vocab,
+        cache_dir,
+        lowercase=lowercase,
+        seq_len=cfg.data.seq_len,
+        doc_stride=cfg.data.doc_stride,
+        max_query_len=cfg.data.max_query_len,
+        training=training,
+    )
+    if feats.truncated_queries:
+        from nvlm.report import warn
+
+        warn(
+            f"{feats.truncated_queries} question(s) longer than {cfg.data.max_query_len} tokens "
+            "were truncated (raise data.max_query_len to keep them whole)"
+        )
+    return feats
+
+
+# --- fine-tuning ---------------------------------------------------------------------------
+
+
+def span_loss(model, batch, training):
+    out = model({k: batch[k] for k in INPUTS}, training=training)
+    start, end = out["start_logits"], out["end_logits"]
+    # Padding positions must never win: mask them before the softmax.
+    neg = (1.0 - tf.cast(batch["input_mask"], tf.float32)) * -1e4
+    start, end = start + neg, end + neg
+    s_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=batch["start_positions"], logits=start
+    )
+    e_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=batch["end_positions"], logits=end
+    )
+    loss = tf.reduce_mean((s_loss + e_loss) / 2.0)
+    s_acc = tf.reduce_mean(
+        tf.cast(tf.argmax(start, -1, output_type=tf.int32) == batch["start_positions"], tf.float32)
+    )
+    e_acc = tf.reduce_mean(
+        tf.cast(tf.argmax(end, -1, output_type=tf.int32) == batch["end_positions"], tf.float32)
+    )
+    return loss, {"start_acc": s_acc, "end_acc": e_acc}
+
+
+def layer_decay_multipliers(model, num_layers: int, decay: float) -> list[float] | None:
+    """Layer-wise learning-rate decay (ELECTRA's recipe): the task head gets lr, block i
+    (0-based) lr * decay ** (L - i), the embeddings lr * decay ** (L + 1)."""
+    if decay >= 1.0:
+        return None
+    import re
+
+    mults = []
+    for v in model.trainable_variables:
+        path = v.path
+        m = re.search(r"layer_(\d+)/", path)
+        if m:
+            depth = int(m.group(1)) + 1
+        elif "embeddings" in path:
+            depth = 0
+        else:
+            depth = num_layers + 1  # pooler and task head
+        mults.append(decay ** (num_layers + 1 - depth))
+    return mults
+
+
+def train_spec(plugin, cfg, model, train_json: Path, run: Path, init: str, world):
+    from nvlm.train.example_source import ArrayPart, ExampleSource
+    from nvlm.train.trainer import TrainSpec
+
+    dataset = read_squad(train_json, cfg.data.squad_version)
+    vocab, lowercase = text_settings(plugin, init)
+    feats = features_for(
+        dataset, vocab, lowercase, cfg, training=True, cache_dir=Path(run) / "cache"
+    )
+    arrays = {
+        **feats.inputs(),
+        **{k: v for k, v in feats.targets().items() if k in ("start_positions", "end_positions")},
+    }
+    head = squad_head(plugin, cfg)
+    if head is not None:  # e.g. ELECTRA's answerability loss needs is_impossible
+        arrays["is_impossible"] = feats.targets()["is_impossible"]
+    arrays = {k: np.asarray(v, dtype=np.int32) for k, v in arrays.items()}
+    src = ExampleSource(
+        [ArrayPart(arrays)],
+        seed=cfg.train.seed,
+        shuffle_buffer=max(cfg.data.shuffle_buffer, len(feats)),
+    )
+    steps = cfg.train.steps
+    if cfg.train.epochs is not None:
+        steps = max(1, math.ceil(cfg.train.epochs * len(feats) / cfg.global_batch))
+    seq = cfg.data.seq_len
+
+    def batches(start: int):
+        for b in src.micro_batches(start, cfg.train.batch_size, rank=world.rank, world=world.size):
+            yield {k: tf.constant(v) for k, v in b.items()}
+
+    return TrainSpec(
+        model=model,
+        loss_fn=span_loss if head is None else head.loss,
+        batches=batches,
+        tokens_per_example=seq,
+        flops_per_example=plugin.flops_per_token(cfg, seq, task="squad") * seq,
+        metric_units={"start_acc": "1", "end_acc": "1"} if head is None else head.metric_units,
+        total_steps=steps,
+        lr_multipliers=layer_decay_multipliers(model, cfg.model.num_layers, cfg.train.layer_decay),
+    )
+
+
+# --- inference -------------------------------------------------------------------------------
+
+
+@dataclass
+class InferenceTiming:
+    total_s: float  # every batch, including the first (tracing)
+    without_startup_s: float  # from the end of the first batch to the end
+    sequences: int  # all sequences
+    timed_sequences: int  # sequences after the first batch
+    batch_latencies_ms: list[float]
+
+    def summary(self) -> dict[str, float]:
+        # Percentiles over real per-batch timings, the first (tracing) batch excluded when
+        # there are others.
+        lat = np.asarray(self.batch_latencies_ms[1:] or self.batch_latencies_ms, np.float64)
+        return {
+            "total_inference_time_s": round(self.total_s, 4),
+            "time_without_startup_s": round(self.without_startup_s, 4),
+            "sequences_processed": self.sequences,
+            "inference_seq_per_s": round(
+                self.timed_sequences / max(self.without_startup_s, 1e-9), 3
+            ),
+            "latency_avg_ms": round(float(lat.mean()), 3),
+            "latency_p50_ms": round(float(np.percentile(lat, 50)), 3),
+            "latency_p90_ms": round(float(np.percentile(lat, 90)), 3),
+            "latency_p95_ms": round(float(np.percentile(lat, 95)), 3),
+            "latency_p99_ms": round(float(np.percentile(lat, 99)), 3),
+        }
+
+
+def run_model(model, feats, batch_size: int) -> tuple[np.ndarray, np.ndarray, InferenceTiming]:
+    """Start/end logits for every feature, with per-batch latency."""
+    outputs, timing = run_model_outputs(model, feats, batch_size)
+    return outputs["start_logits"], outputs["end_logits"], timing
+
+
+def run_model_outputs(model, feats, batch_size: int) -> tuple[dict, InferenceTiming]:
+    """Every output of the model for every feature (name -> array, feature-major), with
+    per-batch latency."""
+    forward = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+    inputs = feats.inputs()
+    n = len(feats)
+    collected: dict[str, list] = {}
+    lat = []
+    t0 = time.perf_counter()
+    t_first = None
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        batch = {k: tf.constant(np.asarray(inputs[k][lo:hi], np.int32)) for k in INPUTS}
+        tb = time.perf_counter()
+        out = forward(batch)
+        for name, value in out.items():
+            collected.setdefault(name, []).append(value.numpy())
+        lat.append((time.perf_counter() - tb) * 1000.0)
+        if t_first is None:
+            t_first = time.perf_counter()
+    t_end = time.perf_counter()
+    first = min(batch_size, n)
+    if n > first:
+        timing = InferenceTiming(t_end - t0, t_end - t_first, n, n - first, lat)
+    else:
+        timing = InferenceTiming(t_end - t0, t_end - t0, n, n, lat)
+    return {name: np.concatenate(parts) for name, parts in collected.items()}, timing
+
+
+def null_threshold_default(plugin, cfg=None) -> float:
+    if cfg is not None and hasattr(plugin, "squad_null_threshold"):
+        return float(plugin.squad_null_threshold(cfg))
+    return float(getattr(plugin, "null_threshold", 0.0))
+
+
+def decode(plugin, cfg, dataset, feats, outputs: dict, *, null_threshold: float, version_2: bool):
+    """Answers from the model's outputs: the plugin's decoder, or start/end n-best decoding."""
+    head = squad_head(plugin, cfg)
+    if head is not None:
+        return head.decode(
+            dataset, feats, outputs, null_threshold=null_threshold, version_2=version_2
+        )
+    return decode_predictions(
+        dataset,
+        feats,
+        outputs["start_logits"],
+        outputs["end_logits"],
+        null_threshold=null_threshold,
+        version_2=version_2,
+    )
+
+
+def evaluate(
+    plugin, cfg, model, dev_json: Path, *, init: str, out_dir: Path, null_threshold: float | None
+) -> dict:
+    from nvlm.metrics.squad import evaluate as score
+
+    dataset = read_squad(dev_json, cfg.data.squad_version, require_answers=False)
+    vocab, lowercase = text_settings(plugin, init)
+    feats = features_for(dataset, vocab, lowercase, cfg, training=False)
+    outputs, timing = run_model_outputs(model, feats, cfg.data.eval_batch_size)
+    threshold = null_threshold_default(plugin, cfg) if null_threshold is None else null_threshold
+    preds = decode(
+        plugin, cfg, dataset, feats, outputs, null_threshold=threshold, version_2=dataset.is_v2
+    )
+    files = preds.write(out_dir)
+    scores = score(dataset.gold_answers(), preds.predictions, dataset.version, preds.null_odds)
+    result = {
+        "task": "squad",
+        "version": dataset.version,
+        **timing.summary(),
+        **scores,
+        "null_threshold": threshold if dataset.is_v2 else None,
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    return result
+
+
+class Answerer:
+    """Loads a fine-tuned QA model once; answers (question, context) pairs in batches."""
+
+    def __init__(
+        self, plugin, cfg, model, init: str, *, null_threshold: float | None = None, top_k: int = 1
+    ) -> None:
+        self.plugin, self.cfg, self.model = plugin, cfg, model
+        self.vocab, self.lowercase = text_settings(plugin, init)
+        self.version = cfg.data.squad_version
+        self.null_threshold = (
+            null_threshold_default(plugin, cfg) if null_threshold is None else null_threshold
+        )
+        self.top_k = top_k
+        self._forward = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+
+    def answer(self, items: list[dict]) -> list[dict]:
+        """items: {"id", "question", "context"} -> one answer dict per item, in order."""
+        qas = [{"id": str(it["id"]), "question": it["question"], "answers": []} for it in items]
+        data = {
+            "version": self.version,
+            "data": [
+                {
+                    "title": "predict",
+                    "paragraphs": [
+                        {"context": it["context"], "qas": [qa]}
+                        for it, qa in zip(items, qas, strict=True)
+                    ],
+                }
+            ],
+        }
+        dataset = parse_squad(
+            data, self.version, source="<predict>", sha256="", require_answers=False
+        )
+        feats = features_for(dataset, self.vocab, self.lowercase, self.cfg, training=False)
+        inputs = feats.inputs()
+        out = self._forward({k: tf.constant(np.asarray(inputs[k], np.int32)) for k in INPUTS})
+        preds = decode(
+            self.plugin,
+            self.cfg,
+            dataset,
+            feats,
+            {name: value.numpy() for name, value in out.items()},
+            null_threshold=self.null_threshold,
+            version_2=self.version == "2.0",
+        )
+        answers = []
+        for it in items:
+            qid = str(it["id"])
+            nbest = [e for e in preds.nbest.get(qid, []) if e.get("text")]
+            text = preds.predictions.get(qid, "")
+            best = nbest[0] if nbest else None
+            row = {
+                "id": it["id"],
+                "answer": text,
+                "no_answer": text == "",
+                "score": None if best is None else round(float(best["start_logit"] + best["end_logit"]), 4),
+                "probability": None if best is None else round(float(best["probability"]), 4),
+                "start": None if best is None or text == "" else int(best["start_char"]),
+                "end": None if best is None or text == "" else int(best["end_char"]),
+            }
+            if self.top_k > 1:
+                row["alternatives"] = [
+                    {
+                        "answer": e["text"],
+                        "probability": round(float(e["probability"]), 4),
+                        "start": int(e["start_char"]),
+                        "end": int(e["end_char"]),
+                    }
+                    for e in nbest[: self.top_k]
+                ]
+            answers.append(row)
+        return answers

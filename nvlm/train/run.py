@@ -1,0 +1,148 @@
+"""One training run of any model plugin: precision and seeds, build, `--init`, train, summary.
+
+The CLI resolves the config and calls `train_run`; the launcher's child processes call the same
+function with the config they read from RUN/config.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from nvlm import config as config_mod
+from nvlm.dist import world as get_world
+from nvlm.errors import UserError
+from nvlm.report import console, print_table, summary_table
+from nvlm.train import run_dir as run_dir_mod
+from nvlm.train.precision import set_precision
+from nvlm.train.trainer import Trainer, TrainResult
+
+
+def peak_flops(cfg) -> float | None:
+    """Dense peak FLOP/s of the whole job from the preset's system table (None if unknown)."""
+    if not cfg.preset:
+        return None
+    from nvlm import presets
+
+    preset = presets.load(cfg.preset)
+    tflops = preset.system.peak(cfg.train.precision)
+    if tflops is None:
+        return None
+    # CPU presets state the peak of the whole machine (all cores); GPU presets per GPU.
+    is_cpu = preset.system.gpu is None
+    return tflops * 1e12 * (1 if is_cpu else cfg.train.gpus)
+
+
+def train_run(plugin, cfg, *, run: Path, data: Path, task: str, init: str | None = None,
+              resume: bool = True, overwrite: bool = False, show_progress: bool = True,
+              stop_after: int | None = None) -> dict[str, Any]:
+    """Train `task` of `plugin` into `run`; return the summary (also written to RUN/summary.json)."""
+    world = get_world()
+    if world.size != cfg.train.gpus:
+        # The global batch and a per-GPU lr were derived for train.gpus processes.
+        raise UserError(
+            f"this run resolves to {cfg.train.gpus} processes (train.gpus) but runs in "
+            f"{world.size}: pass --gpus {world.size}, or let nvlm start the processes"
+        )
+    run = Path(run)
+    resuming = False
+    if world.is_root:
+        resuming = run_dir_mod.prepare(run, config_mod.to_dict(cfg), resume=resume,
+                                       overwrite=overwrite)
+        config_mod.write(cfg, run)
+    world.barrier()
+
+    set_precision(cfg.train.precision)
+    keras.utils.set_random_seed(cfg.train.seed)
+    model = plugin.build(cfg, task)
+    if init and not resuming:
+        for line in plugin.load_init(model, cfg, init, task):
+            console().print(f"[yellow]init:[/yellow] {line}")
+    spec = plugin.train_spec(cfg, model, data, task, world, run=run, init=init)
+    if world.is_root:
+        plugin.write_assets(cfg, run, data, init, task)
+
+    trainer = Trainer(spec, cfg.train, run, world=world, peak_flops=peak_flops(cfg),
+                      show_progress=show_progress, stop_after=stop_after)
+    result = trainer.fit()
+    summary = _summary(cfg, task, result, run, interrupted=trainer.interrupted)
+    finish = getattr(plugin, "finish_run", None)  # e.g. ELECTRA exports RUN/hf at the end
+    if world.is_root and finish is not None and result.steps == trainer.total_steps:
+        for line in finish(cfg, model, run, task):
+            console().print(f"[yellow]export:[/yellow] {line}")
+    if world.is_root:
+        _write_json(run / "summary.json", summary)
+    return summary
+
+
+def _summary(cfg, task: str, r: TrainResult, run: Path, *, interrupted: bool) -> dict[str, Any]:
+    t = cfg.train
+    return {
+        "model": cfg.model_name,
+        "task": task,
+        "stage": cfg.stage,
+        "run": str(run),
+        "steps": r.steps,
+        "resumed_from_step": r.resumed_from,
+        "interrupted": interrupted,
+        "global_batch": cfg.global_batch,
+        "processes": t.gpus,
+        "precision": t.precision,
+        "xla": t.xla,
+        "total_time_s": round(r.total_time_s, 3),
+        "time_without_startup_s": round(r.measured_time_s, 3),
+        "sequences_processed": r.examples,
+        "throughput_seq_per_s": round(r.sequences_per_s, 3),
+        "throughput_tok_per_s": round(r.tokens_per_s, 1),
+        "throughput_seq_per_s_per_process": round(r.sequences_per_s / t.gpus, 3),
+        "mfu": None if r.mfu is None else round(r.mfu, 4),
+        "skipped_steps": r.skipped_steps,
+        "final": {k: round(v, 6) for k, v in r.final_metrics.items()},
+        "checkpoint": r.checkpoint,
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    rows = [
+        ("steps", summary["steps"]),
+        ("total time (s)", summary["total_time_s"]),
+        ("time without start-up (s)", summary["time_without_startup_s"]),
+        ("sequences processed", summary["sequences_processed"]),
+        ("training throughput (sequences/s)", summary["throughput_seq_per_s"]),
+        ("training throughput (tokens/s)", summary["throughput_tok_per_s"]),
+    ]
+    if summary.get("processes", 1) > 1:
+        rows += [("processes (data-parallel ranks)", summary["processes"]),
+                 ("throughput per process (sequences/s)",
+                  summary["throughput_seq_per_s_per_process"])]
+    rows += [
+        ("MFU (% of dense peak)", "n/a" if summary["mfu"] is None else f"{100 * summary['mfu']:.2f}"),
+        ("precision / XLA", f"{summary['precision']} / {'on' if summary['xla'] else 'off'}"),
+        ("global batch (sequences)", summary["global_batch"]),
+    ]
+    if summary["skipped_steps"]:
+        rows.append(("skipped steps (non-finite gradients)", summary["skipped_steps"]))
+    rows += [(f"final {k}", v) for k, v in summary["final"].items()]
+    rows.append(("checkpoint", summary["checkpoint"] or "none"))
+    title = f"nvlm {summary['model']} {summary['task']} ({summary['stage']})"
+    if summary["interrupted"]:
+        title += ": interrupted, checkpoint saved; re-run the same command to resume"
+    print_table(summary_table(title, rows))
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy atomically (temp name + rename)."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

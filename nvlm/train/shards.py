@@ -1,0 +1,83 @@
+"""What a training run needs to know about a directory of pretraining shards (from its
+manifest.json, written by `nvlm data pretraining`), checked against the model up front so that
+a mismatch is one clear error instead of a shape error deep inside TensorFlow."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nvlm.errors import UserError
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    directory: Path
+    model: str  # "bert" | "electra"
+    vocab_size: int  # tokens in the vocab the shards were made with (unpadded)
+    vocab_path: Path | None
+    seq_len: int
+    max_predictions: int | None  # BERT only (ELECTRA masks dynamically)
+    shard_paths: list[Path]
+    examples: int
+    lowercase: bool = True
+
+
+def read_shards(directory: str | Path, *, expect_kind: str | None = None) -> ShardInfo:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(
+            f"shard directory {directory} does not exist "
+            "(make one with: nvlm data pretraining --input ... --vocab vocab.txt --out DIR)"
+        )
+    path = directory / "manifest.json"
+    if not path.exists():
+        raise UserError(
+            f"{directory} has no manifest.json: not a directory made by nvlm data pretraining "
+            "(or it was interrupted: re-run that command to finish it)"
+        )
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
+            "re-create it with nvlm data pretraining"
+        ) from exc
+    params = m.get("parameters", {})
+    model = str(m.get("model") or params.get("model") or "")
+    if expect_kind and model and model != expect_kind:
+        raise UserError(
+            f"{directory} holds {model} shards but this is a {expect_kind} run "
+            f"(make {expect_kind} shards with: nvlm data pretraining --model {expect_kind})"
+        )
+    vocab = m.get("vocab", {})
+    shards = m.get("shards", [])
+    if not shards:
+        raise UserError(
+            f"{directory} lists no shards in its manifest (re-run nvlm data pretraining)"
+        )
+    paths = [directory / s["name"] for s in shards]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise UserError(
+            f"{directory} is missing shard(s) {', '.join(missing[:3])} "
+            "(re-run nvlm data pretraining with the same arguments to re-create them)"
+        )
+    vocab_path = vocab.get("path")
+    local_vocab = directory / "vocab.txt"
+    return ShardInfo(
+        directory=directory,
+        model=model or (expect_kind or ""),
+        vocab_size=int(vocab["size"]),
+        vocab_path=local_vocab
+        if local_vocab.exists()
+        else (Path(vocab_path) if vocab_path else None),
+        seq_len=int(params["seq_len"]),
+        max_predictions=int(params["max_predictions"])
+        if model != "electra" and params.get("max_predictions") is not None
+        else None,
+        shard_paths=paths,
+        examples=sum(int(s.get("instances", 0)) for s in shards),
+        lowercase=bool(params.get("lowercase", True)),
+    )

@@ -1,0 +1,437 @@
+"""`nvlm pretrain --model bert` end to end on tiny models and generated text."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from nvlm.cli.main import app
+
+SENTENCES = [
+    "the cat sat on the mat .",
+    "a dog ran in the park .",
+    "birds sing in the morning .",
+    "she likes green apples .",
+    "he plays the old piano .",
+    "the river runs to the sea .",
+    "we bake bread on sunday .",
+    "my friend reads many books .",
+]
+TINY = [
+    "--set",
+    "model.size=tiny",
+    "--set",
+    "model.dropout=0",
+    "--set",
+    "train.lr_per_gpu=false",
+    "--set",
+    "train.accumulation=1",
+    "--set",
+    "train.warmup_steps=10",
+]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def weights_of(run: Path) -> dict[str, np.ndarray]:
+    prefix = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    reader = tf.train.load_checkpoint(prefix)
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k.startswith("state/model_vars/")
+    }
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """A repetitive corpus (every sentence predictable from its neighbours) as BERT shards."""
+    root = tmp_path_factory.mktemp("bert-data")
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(200):
+        k = int(rng.integers(len(SENTENCES)))
+        lines += [SENTENCES[(k + j) % len(SENTENCES)] for j in range(4)] + [""]
+    (root / "corpus.txt").write_text("\n".join(lines) + "\n")
+    r = invoke(
+        "data",
+        "vocab",
+        "--input",
+        root / "corpus.txt",
+        "--vocab-size",
+        200,
+        "--out",
+        root / "vocab.txt",
+    )
+    assert r.exit_code == 0, r.output
+    r = invoke(
+        "data",
+        "pretraining",
+        "--model",
+        "bert",
+        "--input",
+        root / "corpus.txt",
+        "--vocab",
+        root / "vocab.txt",
+        "--out",
+        root / "shards",
+        "--seq-len",
+        32,
+        "--max-predictions",
+        5,
+        "--dupe-factor",
+        3,
+        "--shards",
+        2,
+        "--workers",
+        1,
+    )
+    assert r.exit_code == 0, r.output
+    return root / "shards"
+
+
+def pretrain(shards: Path, out: Path, *extra: str, steps: int = 4, preset: str = "cpu-fp32"):
+    return invoke(
+        "pretrain",
+        "--model",
+        "bert",
+        "--preset",
+        preset,
+        "--data",
+        shards,
+        "--out",
+        out,
+        "--steps",
+        steps,
+        *TINY,
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.log_every=2",
+        "--set",
+        "train.checkpoint_every=2",
+        "--json",
+        *extra,
+    )
+
+
+def summary_of(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+@pytest.mark.slow
+def test_tiny_bert_learns_a_repetitive_corpus(shards, tmp_path):
+    result = pretrain(
+        shards,
+        tmp_path / "run",
+        "--set",
+        "train.lr=2e-2",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "train.log_every=100",
+        steps=700,
+    )
+    summary = summary_of(result)
+    assert summary["final"]["mlm_acc"] > 0.9
+    assert summary["final"]["nsp_acc"] > 0.8
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["mlm_loss"] < lines[0]["mlm_loss"] / 3
+    assert lines[0]["units"]["seq_per_s"] == "sequences/s"
+    assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "vocab.txt").exists()
+
+
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
+    args = [
+        "--steps",
+        "40",
+        *TINY,
+        "--set",
+        "model.dropout=0.1",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "train.checkpoint_every=5",
+        "--set",
+        "train.log_every=5",
+    ]
+
+    def command(out: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "nvlm",
+            "pretrain",
+            "--model",
+            "bert",
+            "--preset",
+            "cpu-fp32",
+            "--data",
+            str(shards),
+            "--out",
+            str(out),
+            *args,
+        ]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run(command(tmp_path / "full"), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(
+        command(tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    pointer = tmp_path / "killed" / "checkpoints" / "checkpoint"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if pointer.exists() and "ckpt-10" in pointer.read_text():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    rerun = subprocess.run(
+        command(tmp_path / "killed") + ["--json"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    summary = json.loads(rerun.stdout)
+    assert 10 <= summary["resumed_from_step"] < 40 and summary["steps"] == 40
+    full, resumed = weights_of(tmp_path / "full"), weights_of(tmp_path / "killed")
+    assert full.keys() == resumed.keys()
+    for key in full:
+        np.testing.assert_allclose(resumed[key], full[key], atol=1e-6, rtol=0, err_msg=key)
+
+
+def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(shards, tmp_path):
+    summary_of(pretrain(shards, tmp_path / "p1", steps=6))
+    p1 = weights_of(tmp_path / "p1")
+    result = invoke(
+        "pretrain",
+        "--model",
+        "bert",
+        "--preset",
+        "cpu-fp32",
+        "--phase",
+        "2",
+        "--init",
+        tmp_path / "p1",
+        "--data",
+        shards,
+        "--out",
+        tmp_path / "p2",
+        "--steps",
+        3,
+        "--set",
+        "train.lr=1e-9",
+        "--set",
+        "train.warmup_steps=0",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.accumulation=1",
+        "--set",
+        "model.dropout=0",
+        "--json",
+    )
+    summary = summary_of(result)
+    assert summary["stage"] == "pretrain_phase2" and summary["steps"] == 3
+    assert summary["resumed_from_step"] == 0
+    p2 = weights_of(tmp_path / "p2")
+    # With a negligible learning rate the phase-2 weights are the phase-1 weights.
+    trainable = [k for k in p1 if p1[k].dtype == np.float32]
+    for key in trainable:
+        np.testing.assert_allclose(p2[key], p1[key], atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "amp", "bf16"])
+def test_every_precision_trains_a_few_steps(shards, tmp_path, precision):
+    summary = summary_of(pretrain(shards, tmp_path / precision, "--precision", precision, steps=3))
+    assert summary["precision"] == precision and summary["steps"] == 3
+    assert np.isfinite(summary["final"]["loss"])
+
+
+def test_xla_step(shards, tmp_path):
+    summary = summary_of(pretrain(shards, tmp_path / "xla", "--xla", steps=3))
+    assert summary["xla"] is True and np.isfinite(summary["final"]["loss"])
+
+
+def test_eval_mlm_on_held_out_shards(shards, tmp_path):
+    summary_of(pretrain(shards, tmp_path / "run", steps=4))
+    result = invoke(
+        "eval",
+        "--model",
+        "bert",
+        "--task",
+        "mlm",
+        "--init",
+        tmp_path / "run",
+        "--data",
+        shards,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout[result.stdout.index("{") :])
+    assert out["sequences"] > 0 and 0.0 <= out["mlm_acc"] <= 1.0 and out["mlm_loss"] > 0
+
+
+# --- bad input: one line, exit 2 --------------------------------------------------------
+
+
+def _error_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_missing_shard_directory(tmp_path):
+    line = _error_line(pretrain(tmp_path / "nope", tmp_path / "run"))
+    assert "does not exist" in line and "nvlm data pretraining" in line
+
+
+def test_shards_with_another_sequence_length(shards, tmp_path):
+    line = _error_line(pretrain(shards, tmp_path / "run", "--set", "data.seq_len=64"))
+    assert "data.seq_len=64" in line and "32" in line
+
+
+def test_shards_with_another_vocab_than_the_init_checkpoint(shards, tmp_path):
+    summary_of(pretrain(shards, tmp_path / "p1", steps=2))
+    cfg = (tmp_path / "p1" / "config.yaml").read_text()
+    (tmp_path / "p1" / "config.yaml").write_text(cfg.replace("vocab_size: ", "vocab_size: 8"))
+    line = _error_line(pretrain(shards, tmp_path / "run", "--init", tmp_path / "p1"))
+    assert "vocab" in line
+
+
+def test_unknown_set_key(shards, tmp_path):
+    line = _error_line(pretrain(shards, tmp_path / "run", "--set", "train.lrr=1"))
+    assert "train.lrr" in line
+
+
+def test_phase2_without_init(shards, tmp_path):
+    r = invoke(
+        "pretrain",
+        "--model",
+        "bert",
+        "--preset",
+        "cpu-fp32",
+        "--phase",
+        "2",
+        "--data",
+        shards,
+        "--out",
+        tmp_path / "run",
+    )
+    assert "--init" in _error_line(r)
+
+
+def test_init_from_another_architecture(shards, tmp_path):
+    hf = tmp_path / "gpt2"
+    hf.mkdir()
+    (hf / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2}))
+    line = _error_line(pretrain(shards, tmp_path / "run", "--init", hf))
+    assert "gpt2" in line
+
+
+def test_rerun_with_other_settings_is_refused(shards, tmp_path):
+    summary_of(pretrain(shards, tmp_path / "run", steps=2))
+    line = _error_line(pretrain(shards, tmp_path / "run", "--set", "train.lr=0.5", steps=2))
+    assert "effective_lr" in line and "--overwrite" in line
+
+
+@pytest.fixture(scope="module")
+def trained(shards, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("trained") / "run"
+    summary_of(pretrain(shards, run, steps=4))
+    return run
+
+
+def test_convert_round_trip_is_lossless(trained, tmp_path):
+    r = invoke("convert", trained, tmp_path / "hf", "--model", "bert", "--to", "hf")
+    assert r.exit_code == 0, r.output
+    assert {"config.json", "model.safetensors", "vocab.txt"} <= {
+        p.name for p in (tmp_path / "hf").iterdir()
+    }
+    r = invoke("convert", tmp_path / "hf", tmp_path / "back", "--model", "bert", "--to", "nvlm")
+    assert r.exit_code == 0, r.output
+    before, after = weights_of(trained), weights_of(tmp_path / "back")
+    assert len(before) == len(after)
+    for key, value in after.items():
+        if value.dtype == np.float32:  # weights; int tensors are dropout RNG counters
+            np.testing.assert_array_equal(value, before[key], err_msg=key)
+    # The converted run is a valid --init: same features from both.
+    a = invoke(
+        "predict",
+        "--model",
+        "bert",
+        "--init",
+        trained,
+        "--task",
+        "features",
+        "--text",
+        "the cat sat on the mat .",
+    )
+    b = invoke(
+        "predict",
+        "--model",
+        "bert",
+        "--init",
+        tmp_path / "hf",
+        "--task",
+        "features",
+        "--text",
+        "the cat sat on the mat .",
+    )
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert json.loads(a.stdout)["features"] == json.loads(b.stdout)["features"]
+
+
+def test_features_for_texts_and_jsonl(trained, tmp_path):
+    r = invoke(
+        "predict",
+        "--model",
+        "bert",
+        "--init",
+        trained,
+        "--task",
+        "features",
+        "--text",
+        "the cat sat",
+        "--layer",
+        "0",
+    )
+    row = json.loads(r.stdout)
+    assert row["tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    assert np.shape(row["features"]) == (5, 64)  # tiny: hidden 64
+    src = tmp_path / "in.jsonl"
+    src.write_text('the dog\n{"text": "a park"}\n{broken\n')
+    r = invoke(
+        "predict",
+        "--model",
+        "bert",
+        "--init",
+        trained,
+        "--task",
+        "features",
+        "--input",
+        src,
+        "--pooled",
+    )
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x.get("text") for x in rows[:2]] == ["the dog", "a park"]
+    assert np.shape(rows[0]["features"]) == (64,)
+    assert rows[2]["line"] == 3 and "error" in rows[2]
+    assert r.exit_code == 1  # a failed line makes the run fail, after the others were answered

@@ -1,0 +1,249 @@
+"""Shared layers: shapes, masks, the fused QKV layout, mixed precision, XLA."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nvlm.layers import (
+    Embeddings,
+    LayerNorm,
+    MaskedLMHead,
+    MultiHeadSelfAttention,
+    TransformerEncoderBlock,
+    gelu,
+)
+
+HIDDEN, HEADS = 16, 4
+
+
+def _padded_batch(seed: int = 0):
+    """x [2, 6, HIDDEN] and a padding mask: row 0 has 4 real tokens, row 1 has 6."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2, 6, HIDDEN)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], np.int32)
+    return x, mask
+
+
+def test_gelu_is_the_exact_erf_form():
+    xs = np.linspace(-4, 4, 41).astype(np.float32)
+    expected = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in xs], np.float32)
+    np.testing.assert_allclose(np.asarray(gelu(xs)), expected, atol=1e-6)
+    # ... and not the tanh approximation ("gelu_new"), which differs by ~1e-3 around |x| = 2.
+    tanh_form = 0.5 * xs * (1 + np.tanh(np.sqrt(2 / np.pi) * (xs + 0.044715 * xs**3)))
+    assert np.abs(np.asarray(gelu(xs)) - tanh_form).max() > 1e-4
+
+
+def test_gelu_gradient_is_the_exact_derivative():
+    xs = np.linspace(-5, 5, 51).astype(np.float32)
+    x = tf.constant(xs)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = gelu(x)
+    expected = [
+        0.5 * (1 + math.erf(v / math.sqrt(2))) + v * math.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+        for v in xs
+    ]
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), expected, atol=1e-6)
+
+
+def test_layer_norm_matches_keras_forward_and_backward():
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(size=(2, 6, HIDDEN)) * 3 + 1, tf.float32)
+    weight = tf.constant(rng.normal(size=(2, 6, HIDDEN)), tf.float32)
+    ours, theirs = LayerNorm(epsilon=1e-12), keras.layers.LayerNormalization(epsilon=1e-12)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.gamma.assign(rng.normal(size=HIDDEN) * 0.1 + 1)
+    theirs.beta.assign(rng.normal(size=HIDDEN) * 0.1)
+    ours.set_weights(theirs.get_weights())
+
+    def forward_backward(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * weight)  # a non-uniform upstream gradient
+        return [y, *tape.gradient(loss, [x, layer.gamma, layer.beta])]
+
+    for a, b in zip(forward_backward(ours), forward_backward(theirs), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-5)
+
+
+def test_layer_norm_keeps_float32_statistics_under_bfloat16():
+    # A large mean: variance computed in bfloat16 would lose most of its digits.
+    x16 = tf.cast(np.random.default_rng(6).normal(size=(4, HIDDEN)) + 100.0, tf.bfloat16)
+    x = tf.cast(x16, tf.float32)
+    norm = LayerNorm(dtype="mixed_bfloat16")
+    y = norm(x16)
+    assert y.dtype == tf.bfloat16 and norm.gamma.dtype == "float32"
+    expected = (x - tf.reduce_mean(x, -1, keepdims=True)) / tf.math.reduce_std(x, -1, keepdims=True)
+    # Only the output is rounded to bfloat16 (8 bits of mantissa: < 1% of |y| <= 3).
+    assert np.abs(tf.cast(y, tf.float32).numpy() - expected.numpy()).max() < 0.02
+
+
+def test_embeddings_shapes_and_default_segments():
+    layer = Embeddings(vocab_size=50, hidden_size=HIDDEN, max_position=10)
+    ids = np.array([[2, 7, 9, 3]], np.int32)
+    out = layer(ids, np.zeros_like(ids))
+    assert tuple(out.shape) == (1, 4, HIDDEN)
+    np.testing.assert_allclose(np.asarray(layer(ids)), np.asarray(out), atol=1e-6)
+    assert tuple(layer.position_embeddings.shape) == (10, HIDDEN)
+    assert layer.projection is None
+
+
+def test_embeddings_project_a_smaller_embedding_to_hidden_size():
+    # ELECTRA: embedding tables of width 8, projected to the hidden size 16.
+    layer = Embeddings(vocab_size=50, hidden_size=HIDDEN, max_position=10, embedding_size=8)
+    out = layer(np.array([[1, 2, 3]], np.int32))
+    assert tuple(out.shape) == (1, 3, HIDDEN)
+    assert tuple(layer.word_embeddings.embeddings.shape) == (50, 8)
+    assert tuple(layer.projection.kernel.shape) == (8, HIDDEN)
+
+
+def _reference_attention(layer: MultiHeadSelfAttention, x: np.ndarray, mask: np.ndarray):
+    """Plain numpy multi-head attention from SEPARATE q/k/v weights sliced out of the fused
+    kernel as a converter would: [q | k | v] along the output axis, head-major inside."""
+    kernel = layer.qkv.kernel.numpy()
+    bias = layer.qkv.bias.numpy()
+    h, n, d = layer.hidden_size, layer.num_heads, layer.head_dim
+    q, k, v = (x @ kernel[:, i * h : (i + 1) * h] + bias[i * h : (i + 1) * h] for i in range(3))
+
+    def heads(t):
+        return t.reshape(t.shape[0], t.shape[1], n, d).transpose(0, 2, 1, 3)
+
+    scores = heads(q) @ heads(k).transpose(0, 1, 3, 2) / math.sqrt(d)
+    scores = np.where(mask[:, None, None, :] > 0, scores, -np.inf)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    context = (probs @ heads(v)).transpose(0, 2, 1, 3).reshape(x.shape[0], x.shape[1], h)
+    return context @ layer.output_dense.kernel.numpy() + layer.output_dense.bias.numpy()
+
+
+def test_attention_matches_reference_with_separate_qkv_weights():
+    layer = MultiHeadSelfAttention(HIDDEN, HEADS, initializer_range=0.5)
+    x, mask = _padded_batch()
+    out = np.asarray(layer(x, attention_mask=mask))
+    np.testing.assert_allclose(out, _reference_attention(layer, x, mask), atol=1e-5)
+
+
+@pytest.mark.parametrize("mask_rank", [2, 3])
+def test_attention_ignores_padded_keys(mask_rank):
+    layer = MultiHeadSelfAttention(HIDDEN, HEADS, initializer_range=0.5)
+    x, mask = _padded_batch()
+    full_mask = mask if mask_rank == 2 else np.repeat(mask[:, None, :], 6, axis=1)
+    garbage = x.copy()
+    garbage[0, 4:] = 100.0  # padding positions of row 0
+    a = np.asarray(layer(x, attention_mask=full_mask))
+    b = np.asarray(layer(garbage, attention_mask=full_mask))
+    np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-5)
+    np.testing.assert_allclose(a[1], b[1], atol=1e-6)
+    # Without the mask the padding does change the real positions (the test can fail).
+    c = np.asarray(layer(garbage))
+    assert np.abs(c[0, :4] - a[0, :4]).max() > 1e-2
+
+
+def test_encoder_block_ignores_padding_and_round_trips_its_config():
+    block = TransformerEncoderBlock(HIDDEN, HEADS, intermediate_size=32, dropout=0.1)
+    x, mask = _padded_batch()
+    garbage = x.copy()
+    garbage[0, 4:] = -50.0
+    a = np.asarray(block(x, attention_mask=mask))
+    b = np.asarray(block(garbage, attention_mask=mask))
+    np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-5)
+    assert tuple(a.shape) == (2, 6, HIDDEN)
+    clone = TransformerEncoderBlock.from_config(block.get_config())
+    assert clone.get_config() == block.get_config()
+
+
+def test_encoder_block_dropout_only_in_training():
+    block = TransformerEncoderBlock(HIDDEN, HEADS, intermediate_size=32, dropout=0.5)
+    x, mask = _padded_batch()
+    np.testing.assert_array_equal(
+        np.asarray(block(x, attention_mask=mask)), np.asarray(block(x, attention_mask=mask))
+    )
+    trained = np.asarray(block(x, attention_mask=mask, training=True))
+    assert np.abs(trained - np.asarray(block(x, attention_mask=mask))).max() > 1e-3
+
+
+def _block_pair(policy: str, initializer_range: float):
+    """A float32 block and a `policy` block with the same (seeded) weights."""
+    keras.utils.set_random_seed(11)
+    reference = TransformerEncoderBlock(
+        HIDDEN, HEADS, intermediate_size=32, initializer_range=initializer_range
+    )
+    reference.build((None, None, HIDDEN))
+    block = TransformerEncoderBlock(
+        HIDDEN, HEADS, intermediate_size=32, initializer_range=initializer_range, dtype=policy
+    )
+    block.build((None, None, HIDDEN))
+    block.set_weights(reference.get_weights())
+    return reference, block
+
+
+@pytest.mark.parametrize(
+    "policy, tolerance",
+    # Post-LN outputs are O(1). Measured max errors: 0.002 (float16), 0.02 (bfloat16).
+    [("mixed_float16", 0.01), ("mixed_bfloat16", 0.06)],
+)
+def test_encoder_block_under_mixed_precision(policy, tolerance):
+    x, mask = _padded_batch()
+    reference, block = _block_pair(policy, initializer_range=0.02)
+    assert all(w.dtype == "float32" for w in block.weights)  # variables stay float32
+    out = block(x, attention_mask=mask)
+    assert out.dtype == policy.removeprefix("mixed_")
+    out = np.asarray(tf.cast(out, tf.float32))
+    assert np.abs(out - np.asarray(reference(x, attention_mask=mask))).max() < tolerance
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_survives_huge_scores_and_masks_padding(policy):
+    # Large weights and activations: attention scores in the hundreds, far beyond where exp()
+    # fits float16, with padding masked by a bias that must not overflow to -inf or NaN.
+    x, mask = _padded_batch()
+    x = x * 10.0
+    _, block = _block_pair(policy, initializer_range=0.3)
+    garbage = x.copy()
+    garbage[0, 4:] = -x[0, 4:] * 2  # other padding vectors, same scale
+    out = np.asarray(tf.cast(block(x, attention_mask=mask), tf.float32))
+    changed = np.asarray(tf.cast(block(garbage, attention_mask=mask), tf.float32))
+    assert np.isfinite(out).all() and np.isfinite(changed).all()
+    np.testing.assert_allclose(out[0, :4], changed[0, :4], atol=1e-6)
+    assert np.abs(out[0, 4:] - changed[0, 4:]).max() > 0.1  # the padding rows did change
+
+
+def test_masked_lm_head_gathers_the_requested_positions():
+    embedding = keras.layers.Embedding(30, HIDDEN)
+    embedding.build((None, None))
+    head = MaskedLMHead(30, HIDDEN, token_embedding=embedding)
+    x, _ = _padded_batch()
+    positions = np.array([[1, 3, 0], [5, 2, 2]], np.int32)
+    logits = np.asarray(head(x, positions))
+    assert logits.shape == (2, 3, 30)
+    # Reference: the head applied at every position, then indexed.
+    everywhere = np.asarray(head(x, np.tile(np.arange(6, dtype=np.int32), (2, 1))))
+    expected = np.take_along_axis(everywhere, positions[:, :, None], axis=1)
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    # The decoder is the embedding matrix itself (tied), not a copy.
+    assert any(w is embedding.embeddings for w in head.weights)
+
+
+def test_masked_lm_head_returns_float32_under_mixed_precision():
+    embedding = keras.layers.Embedding(30, HIDDEN, dtype="mixed_bfloat16")
+    embedding.build((None, None))
+    head = MaskedLMHead(30, HIDDEN, token_embedding=embedding, dtype="mixed_bfloat16")
+    x, _ = _padded_batch()
+    logits = head(tf.cast(x, tf.bfloat16), np.array([[1, 2], [3, 4]], np.int32))
+    assert logits.dtype == tf.float32
+    assert np.isfinite(np.asarray(logits)).all()
+
+
+def test_encoder_block_under_xla_matches_eager():
+    block = TransformerEncoderBlock(HIDDEN, HEADS, intermediate_size=32)
+    x, mask = _padded_batch()
+    eager = np.asarray(block(x, attention_mask=mask))
+    compiled = tf.function(lambda a, m: block(a, attention_mask=m), jit_compile=True)
+    np.testing.assert_allclose(np.asarray(compiled(x, mask)), eager, atol=1e-5)
