@@ -234,3 +234,18 @@ def test_stream_batches_does_not_wait_for_a_full_batch():
     time.sleep(0.2)
     q.put(None)
     assert [x for b in batches for x in b] == [2, 3]
+
+
+@pytest.mark.parametrize("source", ["bert_tiny_hf", "bert_tiny_google"])
+def test_finetune_accepts_hugging_face_and_google_checkpoints(source, tmp_path):
+    init = Path(__file__).parent / "fixtures" / source
+    if source == "bert_tiny_google":
+        init = init / "bert_model.ckpt"
+    result = ok(invoke("finetune", "--model", "bert", "--data", FIXTURES / "tiny-v1.1.json",
+                       "--init", init, "--out", tmp_path / "run", "--preset", "cpu-fp32",
+                       "--epochs", 0.2, "--set", "data.seq_len=64", "--set", "data.doc_stride=16",
+                       "--set", "data.max_query_len=24", "--json"))
+    summary = json.loads(result.stdout)
+    assert summary["steps"] >= 1 and summary["task"] == "squad"
+    assert "span head" in " ".join(result.stderr.split())  # none in the checkpoint: a warning
+    assert (tmp_path / "run" / "vocab.txt").exists()
