@@ -109,6 +109,31 @@ class ExampleSource:
             yield item
 
 
+    def dataset(self, start: int, micro_batch: int, *, rank: int = 0, world: int = 1,
+                dtypes: dict | None = None):
+        """The same micro-batches as a `tf.data.Dataset` (prefetched by tf.data).
+
+        The order stays a pure function of (seed, position): tf.data only runs ahead of the
+        training step, so a resumed run rebuilds the dataset from the saved position.
+        """
+        import tensorflow as tf
+
+        first = self.gather(np.arange(rank, micro_batch * world, world))
+        dtypes = dtypes or {}
+        signature = {
+            k: tf.TensorSpec((micro_batch, *v.shape[1:]), dtypes.get(k, tf.as_dtype(v.dtype)))
+            for k, v in first.items()
+        }
+
+        def generate():
+            for batch in self.micro_batches(start, micro_batch, rank=rank, world=world, prefetch=2):
+                yield {k: v.astype(signature[k].dtype.as_numpy_dtype) for k, v in batch.items()}
+
+        return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(
+            tf.data.AUTOTUNE
+        )
+
+
 class ArrayPart:
     """An in-memory part (features computed on the fly, tests)."""
 

@@ -127,10 +127,10 @@ class BertPlugin:
         seq = cfg.data.seq_len
 
         def batches(start: int):
-            for b in src.micro_batches(
-                start, cfg.train.batch_size, rank=world.rank, world=world.size
-            ):
-                yield {k: tf.constant(v.astype(np.int32)) for k, v in b.items()}
+            # Shards -> tf.data (prefetching) from the saved global position, int32 on device.
+            ds = src.dataset(start, cfg.train.batch_size, rank=world.rank, world=world.size,
+                             dtypes={k: tf.int32 for k in PRETRAIN_KEYS})
+            return iter(ds)
 
         return TrainSpec(
             model=model,
