@@ -36,6 +36,8 @@ def beam_size_flags(plugin, beam_size: int | None) -> dict:
     """`--beam-size N` as a config flag, for the plugins whose config has a beam."""
     if beam_size is None:
         return {}
+    if beam_size < 1:
+        raise UserError(f"--beam-size {beam_size} must be at least 1")
     import dataclasses
 
     if "beam_size" not in {f.name for f in dataclasses.fields(plugin.config_cls)}:
@@ -335,7 +337,9 @@ class Answerer:
                 "id": it["id"],
                 "answer": text,
                 "no_answer": text == "",
-                "score": None if best is None else round(float(best["start_logit"] + best["end_logit"]), 4),
+                "score": None
+                if best is None
+                else round(float(best["start_logit"] + best["end_logit"]), 4),
                 "probability": None if best is None else round(float(best["probability"]), 4),
                 "start": None if best is None or text == "" else int(best["start_char"]),
                 "end": None if best is None or text == "" else int(best["end_char"]),

@@ -1,0 +1,141 @@
+"""`nvlm convert --model electra`: an nvlm run <-> Hugging Face ELECTRA directories.
+
+A pretraining run holds both models: `--part discriminator` / `--part generator` writes one
+(ElectraForPreTraining / ElectraForMaskedLM), no `--part` writes both as DST/discriminator and
+DST/generator (a pair, what RUN/hf holds after pretraining). A fine-tuned run is written as
+its discriminator with the SQuAD head. The round trip is lossless (the same float32 arrays).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from nvlm import config as config_mod
+from nvlm.errors import UserError
+
+PARTS = ("discriminator", "generator")
+
+
+def task_of_stage(stage: str) -> str:
+    return "pretrain" if stage.startswith("pretrain") else stage
+
+
+def load_run_model(src: str | Path):
+    """(config, model) of an nvlm ELECTRA run or checkpoint, weights restored, in float32."""
+    from nvlm.models.electra.init import _run_config
+    from nvlm.models.electra.plugin import ElectraPlugin
+    from nvlm.train.precision import set_precision
+    from nvlm.train.restore import restore_model
+
+    cfg = _run_config(src)
+    set_precision("fp32")
+    model = ElectraPlugin().build(cfg, task_of_stage(cfg.stage))
+    restore_model(model, src)
+    return cfg, model
+
+
+def export_run_model(model, cfg, run: Path, dst: Path, part: str, overwrite: bool = True):
+    """Write `part` of a built model as an HF directory with the run's vocab and casing."""
+    from nvlm.convert.electra_hf import export_part, write_hf_dir
+    from nvlm.models.electra.init import source_text_settings
+
+    tensors, config, warnings = export_part(model, cfg.model, part)
+    vocab, lowercase = source_text_settings(run) if (run / "config.yaml").exists() else (None, None)
+    out = write_hf_dir(tensors, config, dst, vocab=vocab, lowercase=lowercase, overwrite=overwrite)
+    return out, warnings
+
+
+def to_hf(src, dst, *, part: str | None = None, overwrite: bool = False):
+    from nvlm.models.electra.init import NVLM, source_kind
+    from nvlm.train.restore import run_dir_of
+
+    if part is not None and part not in PARTS:
+        raise UserError(
+            f"--part {part!r} is not a part of ELECTRA (use discriminator or generator)"
+        )
+    if source_kind(src) != NVLM:
+        raise UserError(f"{src} is already a Hugging Face directory (convert it --to nvlm)")
+    cfg, model = load_run_model(src)
+    run, dst = run_dir_of(src), Path(dst)
+    if part is not None or not hasattr(model, "generator"):
+        return export_run_model(model, cfg, run, dst, part or "discriminator", overwrite)
+    if dst.exists() and any(dst.iterdir()) and not overwrite:
+        raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+    warnings = []
+    for name in PARTS:
+        warnings += export_run_model(model, cfg, run, dst / name, name, overwrite=True)[1]
+    return dst, warnings
+
+
+def _data_settings(stage: str, max_position: int) -> dict:
+    """Data defaults cut to fit a model with few positions (the run's config must validate)."""
+    if stage != "squad":
+        return {"data.seq_len": min(128, max_position)}
+    seq = min(384, max_position)
+    query = min(64, seq // 4)
+    return {
+        "data.seq_len": seq,
+        "data.max_query_len": query,
+        "data.doc_stride": min(128, seq - query - 3),
+    }
+
+
+def to_nvlm(src, dst, *, overwrite: bool = False):
+    """An HF ELECTRA directory (or a pair) -> an nvlm run directory usable as --init."""
+    import keras
+    import tensorflow as tf
+
+    from nvlm.models.bert.plugin import write_tokenizer_config
+    from nvlm.models.electra.init import (
+        NVLM,
+        PAIR,
+        init_model_values,
+        load_into,
+        source_kind,
+        source_text_settings,
+    )
+    from nvlm.models.electra.plugin import ElectraPlugin
+    from nvlm.train.precision import set_precision
+    from nvlm.train.restore import _ModelVars
+
+    kind = source_kind(src)
+    if kind == NVLM:
+        raise UserError(f"{src} is already an nvlm run (convert it --to hf)")
+    dst = Path(dst)
+    if dst.exists() and any(dst.iterdir()) and not overwrite:
+        raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+    values = init_model_values(src)
+    stage = (
+        "pretrain_phase1" if kind == PAIR else "squad" if "model.qa_head" in values else "features"
+    )
+    task = task_of_stage(stage)
+    values.update(_data_settings(stage, values["model.max_position"]))
+    set_precision("fp32")
+    cfg = config_mod.resolve("electra", stage, flags=values).config
+    model = ElectraPlugin().build(cfg, task)
+    warnings = load_into(model, cfg, src, task)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        config_mod.write(cfg, tmp)
+        tf.train.Checkpoint(state=_ModelVars([v.value for v in model.variables])).write(
+            str(tmp / "checkpoints" / "ckpt-0")
+        )
+        (tmp / "checkpoints" / "checkpoint").write_text(
+            'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
+        )
+        vocab, lowercase = source_text_settings(src)
+        if vocab:
+            shutil.copyfile(vocab, tmp / "vocab.txt")
+        write_tokenizer_config(tmp, lowercase)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    keras.backend.clear_session()
+    return dst, warnings

@@ -1,0 +1,241 @@
+"""The ELECTRA model plugin: what `nvlm pretrain|finetune|eval|predict|convert --model electra`
+call. Registered through the `nvlm.models` entry-point group like any outside plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nvlm.errors import UserError
+from nvlm.models.electra.config import SIZES, ElectraConfig
+from nvlm.train.shards import ShardInfo, read_shards
+
+SHARD_KEYS = ("input_ids", "input_mask", "segment_ids")
+# Metrics of a pretraining step (see pretraining_losses), with units.
+METRIC_UNITS = {
+    "gen_loss": "nats",
+    "gen_acc": "1",
+    "disc_loss": "nats",
+    "disc_acc": "1",
+    "disc_precision": "1",
+    "disc_recall": "1",
+    "sampled_eq_original": "1",
+    "disc_baseline_acc": "1",
+}
+
+
+class ElectraPlugin:
+    name: ClassVar[str] = "electra"
+    config_cls: ClassVar[type] = ElectraConfig
+    sizes: ClassVar[dict] = {**SIZES, "custom": {}}
+    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad")
+    shard_kind: ClassVar[str] = "electra"
+    # SQuAD v2.0 default of the joint head: NVIDIA's calibrated null score threshold (E2
+    # squad_config.sh). The simple head uses BERT's 0.0 (see squad_head).
+    null_threshold: ClassVar[float] = -5.6
+
+    # -- model ---------------------------------------------------------------------------
+    def build(self, cfg, task: str):
+        from nvlm.models.electra.electra_backbone import ElectraBackbone
+
+        m = cfg.model
+        if task in ("pretrain", "mlm"):
+            from nvlm.models.electra.electra_pretrainer import ElectraPretrainer
+
+            disc = ElectraBackbone(**m.backbone_kwargs(), name="discriminator")
+            gen = ElectraBackbone(
+                **m.backbone_kwargs("generator"), embeddings=disc.embeddings, name="generator"
+            )
+            return ElectraPretrainer(
+                disc,
+                gen,
+                mask_token_id=m.mask_token_id,
+                cls_token_id=m.cls_token_id,
+                sep_token_id=m.sep_token_id,
+                max_predictions=cfg.data.max_predictions,
+                mask_prob=cfg.data.masked_lm_prob,
+                temperature=m.temperature,
+                disallow_correct=m.disallow_correct,
+                seed=cfg.train.seed,
+                name="electra_pretrainer",
+            )
+        backbone = ElectraBackbone(**m.backbone_kwargs(), name="discriminator")
+        if task == "squad":
+            if m.qa_head == "simple":
+                # BERT's span head (one dense layer, 2 outputs) fits any backbone with a
+                # sequence_output; it is also Hugging Face's ElectraForQuestionAnswering.
+                from nvlm.models.bert.bert_question_answerer import BertQuestionAnswerer
+
+                return BertQuestionAnswerer(backbone, name="electra_span_answerer")
+            from nvlm.models.electra.electra_question_answerer import ElectraQuestionAnswerer
+
+            return ElectraQuestionAnswerer(
+                backbone, head_size=m.qa_hidden_size, beam_size=m.beam_size
+            )
+        if task == "features":
+            return backbone
+        raise UserError(f"ELECTRA has no task {task!r} (tasks: {', '.join(self.tasks)})")
+
+    def flops_per_token(self, cfg, seq_len: int, task: str = "pretrain") -> float:
+        from nvlm.models.electra.flops import flops_per_token
+
+        return flops_per_token(
+            cfg.model, seq_len, masked_fraction=cfg.data.max_predictions / seq_len, task=task
+        )
+
+    def text_settings(self, src: str):
+        from nvlm.models.electra.init import source_text_settings
+
+        return source_text_settings(src)
+
+    # -- SQuAD hooks (nvlm.tasks.squad) -----------------------------------------------------
+    def squad_head(self, cfg):
+        """The joint head's loss and decoder, or None for the simple head (BERT's)."""
+        if cfg.model.qa_head != "joint":
+            return None
+        from nvlm.models.electra.joint_squad import JointSquad
+
+        return JointSquad(cfg)
+
+    def squad_null_threshold(self, cfg) -> float:
+        return cfg.model.null_threshold if cfg.model.qa_head == "joint" else 0.0
+
+    # -- data ----------------------------------------------------------------------------
+    def data_overrides(self, data: Path) -> tuple[ShardInfo, dict[str, Any]]:
+        """What the shards fix: vocab size (padded to 8, as NVIDIA's recipe), seq len, and the
+        ids of [MASK] / [CLS] / [SEP] in their vocab."""
+        from nvlm.models.bert.config import pad_vocab
+        from nvlm.models.electra.init import special_ids
+
+        info = read_shards(data, expect_kind=self.shard_kind)
+        values = {"model.vocab_size": pad_vocab(info.vocab_size), "data.seq_len": info.seq_len}
+        if info.vocab_path and Path(info.vocab_path).exists():
+            values.update(special_ids(Path(info.vocab_path)))
+        return info, values
+
+    def _parts(self, data: Path):
+        from nvlm.train.example_source import Hdf5Part
+
+        info = read_shards(data, expect_kind=self.shard_kind)
+        return info, [Hdf5Part(p, SHARD_KEYS) for p in info.shard_paths]
+
+    # -- training --------------------------------------------------------------------------
+    def loss_fn(self, cfg, task: str):
+        from nvlm.models.electra.pretraining_losses import pretraining_losses
+
+        if task != "pretrain":
+            raise UserError(f"ELECTRA cannot train task {task!r} here (nvlm finetune: squad)")
+        weights = dict(
+            generator_weight=cfg.model.generator_weight,
+            discriminator_weight=cfg.model.discriminator_weight,
+        )
+
+        def pretrain_loss(model, batch, training):
+            out = pretraining_losses(model(batch, training=training), **weights)
+            return out["loss"], {k: out[k] for k in METRIC_UNITS}
+
+        return pretrain_loss
+
+    def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
+        import tensorflow as tf
+
+        from nvlm.train.example_source import ExampleSource
+        from nvlm.train.trainer import TrainSpec
+
+        if task == "squad":
+            from nvlm.tasks import squad
+
+            return squad.train_spec(self, cfg, model, data, run, init, world)
+        _, parts = self._parts(data)
+        src = ExampleSource(parts, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
+        seq = cfg.data.seq_len
+
+        def batches(start: int):
+            for b in src.micro_batches(
+                start, cfg.train.batch_size, rank=world.rank, world=world.size
+            ):
+                yield {k: tf.constant(v.astype(np.int32)) for k, v in b.items()}
+
+        return TrainSpec(
+            model=model,
+            loss_fn=self.loss_fn(cfg, task),
+            batches=batches,
+            tokens_per_example=seq,
+            flops_per_example=self.flops_per_token(cfg, seq) * seq,
+            metric_units=METRIC_UNITS,
+        )
+
+    def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
+        """Copy the vocab (and casing) next to the run so that it is a self-contained --init."""
+        from nvlm.models.bert.plugin import write_tokenizer_config
+        from nvlm.train.run import copy_file
+
+        if task == "squad":
+            vocab, lowercase = self.text_settings(init)
+        else:
+            info = read_shards(data, expect_kind=self.shard_kind)
+            vocab, lowercase = info.vocab_path, info.lowercase
+        if vocab and Path(vocab).exists():
+            copy_file(Path(vocab), Path(run) / "vocab.txt")
+        write_tokenizer_config(Path(run), lowercase)
+
+    def finish_run(self, cfg, model, run: Path, task: str) -> list[str]:
+        """After a complete pretraining run: RUN/hf/discriminator and RUN/hf/generator."""
+        if task != "pretrain":
+            return []
+        from nvlm.models.electra.interchange import export_run_model
+
+        out = []
+        for part in ("discriminator", "generator"):
+            out += export_run_model(model, cfg, Path(run), Path(run) / "hf" / part, part)[1]
+        return out
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate(
+        self,
+        cfg,
+        model,
+        data: Path,
+        task: str,
+        *,
+        init: str | None = None,
+        out_dir: Path | None = None,
+        null_threshold: float | None = None,
+        progress=None,
+    ) -> dict[str, Any]:
+        """squad: predictions + EM/F1 + timing (nvlm.tasks.squad). mlm: replaced token
+        detection over every sequence of the shards, once (fresh random masks, seeded)."""
+        if task == "squad":
+            from nvlm.tasks import squad
+
+            return squad.evaluate(
+                self, cfg, model, data, init=init, out_dir=out_dir, null_threshold=null_threshold
+            )
+        if task != "mlm":
+            raise UserError(f"ELECTRA evaluates tasks mlm and squad, not {task!r}")
+        from nvlm.models.electra.rtd_eval import evaluate_rtd
+
+        info, parts = self._parts(data)
+        return evaluate_rtd(cfg, model, parts, info.examples, data, progress=progress)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None):
+        from nvlm.models.electra import interchange
+
+        if to == "hf":
+            return interchange.to_hf(src, dst, part=part, overwrite=overwrite)
+        if part is not None:
+            raise UserError("--part applies to --to hf only")
+        return interchange.to_nvlm(src, dst, overwrite=overwrite)
+
+    def init_model_values(self, src: str) -> dict[str, Any]:
+        from nvlm.models.electra.init import init_model_values
+
+        return init_model_values(src)
+
+    def load_init(self, model, cfg, src: str, task: str) -> list[str]:
+        from nvlm.models.electra.init import load_into
+
+        return load_into(model, cfg, src, task)

@@ -1,0 +1,77 @@
+"""`nvlm eval --model electra --task mlm`: replaced token detection over held-out shards."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from nvlm.models.electra.pretraining_losses import pretraining_losses
+
+
+def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> dict:
+    """Every sequence of `parts` once through `model` (an `ElectraPretrainer`, dropout off).
+
+    The masks and samples are random draws of the model's seed generator, so two evaluations
+    of the same checkpoint give the same figures. Sums are accumulated and divided at the
+    end, so the figures are exact over the whole set, not means of batch means.
+    """
+    weights = dict(
+        generator_weight=cfg.model.generator_weight,
+        discriminator_weight=cfg.model.discriminator_weight,
+    )
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        out = pretraining_losses(model(batch, training=False), **weights)
+        count, tokens = out["mlm_count"], out["token_count"]
+        return {
+            "gen_xent": out["gen_loss"] * count,
+            "gen_hits": out["gen_acc"] * count,
+            "same": out["sampled_eq_original"] * count,
+            "mlm_count": count,
+            "disc_xent": out["disc_loss"] * tokens,
+            "disc_hits": out["disc_acc"] * tokens,
+            "tokens": tokens,
+            "tp": out["rtd_true_positives"],
+            "predicted": out["rtd_predicted"],
+            "replaced": out["rtd_replaced"],
+            "sequences": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32),
+        }
+
+    totals: dict[str, float] = {}
+    bs = cfg.data.eval_batch_size
+    t0 = time.perf_counter()
+    for part in parts:
+        for start in range(0, len(part), bs):
+            batch = {
+                k: tf.constant(v.astype(np.int32))
+                for k, v in part.read(start, min(start + bs, len(part))).items()
+            }
+            for k, v in step(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+            if progress:
+                progress(int(totals["sequences"]), total)
+    elapsed = time.perf_counter() - t0
+
+    def ratio(a: str, b: str) -> float:
+        return totals[a] / max(totals[b], 1.0)
+
+    return {
+        "task": "mlm",
+        "data": str(data),
+        "sequences": int(totals["sequences"]),
+        "masked_tokens": int(totals["mlm_count"]),
+        "gen_loss": ratio("gen_xent", "mlm_count"),
+        "gen_acc": ratio("gen_hits", "mlm_count"),
+        "sampled_eq_original": ratio("same", "mlm_count"),
+        "disc_loss": ratio("disc_xent", "tokens"),
+        "disc_acc": ratio("disc_hits", "tokens"),
+        "disc_baseline_acc": 1.0 - ratio("replaced", "tokens"),
+        "disc_precision": ratio("tp", "predicted"),
+        "disc_recall": ratio("tp", "replaced"),
+        "time_s": elapsed,
+        "seq_per_s": totals["sequences"] / max(elapsed, 1e-9),
+    }
