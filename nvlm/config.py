@@ -448,7 +448,8 @@ def _check_invariants(run: RunConfig) -> None:
             f"{t.warmup_proportion:g} are both set (set train.warmup_steps=0 or "
             "train.warmup_proportion=null)"
         )
-    if d.max_predictions > d.seq_len:
+    # Only for models with masked-LM predictions (a Transformer-XL segment may be short).
+    if d.max_predictions > d.seq_len and getattr(run.model, "uses_max_predictions", True):
         raise UserError(
             f"data.max_predictions={d.max_predictions} exceeds data.seq_len={d.seq_len} "
             "(lower data.max_predictions)"

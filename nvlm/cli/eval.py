@@ -104,7 +104,9 @@ def evaluate(
     data: Annotated[
         Path,
         typer.Option(
-            "--data", help="Held-out data: a shard directory (mlm) or the SQuAD dev JSON (squad)."
+            "--data",
+            help="Held-out data: a shard directory (mlm), the SQuAD dev JSON (squad), or an "
+            "nvlm data lm directory or text file (lm).",
         ),
     ],
     init: Annotated[
