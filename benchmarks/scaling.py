@@ -15,7 +15,10 @@ micro-batch stays the same (weak scaling: the global batch grows with the proces
 - allreduce (ms/step): median time of the same grouped allreduce over tensors shaped like the
   model's gradients, measured alone right after the steps (no compute to overlap with);
 - communication fraction: allreduce / step time;
-- scaling efficiency: aggregate throughput / (processes x the 1-process throughput).
+- vs 1 process: aggregate throughput / the 1-process throughput. On a multi-GPU node the ideal
+  is N (each process brings its own GPU); on this 2-core machine the processes SHARE the cores
+  that 1 process uses with 2 threads, so the ideal is 1.0 and the gap is the cost of going
+  data-parallel (the allreduce, one thread per process instead of two).
 
 Synthetic batches (random token ids, seq 128, 20 masked positions, fixed seed): data loading is
 not measured. Run from the repository root as a file (see benchmarks/README.md).
@@ -80,8 +83,12 @@ def worker(args: argparse.Namespace) -> None:
             rng, args.batch, args.seq_len, 20).items()}
         for _ in range(4)
     ]  # fmt: skip
-    spec = TrainSpec(model=model, loss_fn=plugin.loss_fn(cfg, "pretrain"), batches=None,
-                     tokens_per_example=args.seq_len)
+    spec = TrainSpec(
+        model=model,
+        loss_fn=plugin.loss_fn(cfg, "pretrain"),
+        batches=None,
+        tokens_per_example=args.seq_len,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, cfg.train, tmp, world=world, show_progress=False)
     world.broadcast(trainer.state.all_variables())
@@ -141,8 +148,13 @@ def run_one(args: argparse.Namespace, size: str, processes: int) -> dict:
             executable=find_launcher(args.launcher)))  # fmt: skip
         argv, env = cmd.argv, cmd.env
     print(f"  {size}, {processes} process(es): {' '.join(argv[:8])} ...", flush=True)
-    proc = subprocess.run(argv, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        argv,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     match = re.search(re.escape(RESULT) + r"(\{.*\})", proc.stdout)
     if proc.returncode != 0 or not match:
         sys.exit(f"{size} x {processes} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -157,18 +169,29 @@ def report(results: list[dict]) -> str:
     for r in results:
         seq_s = r["global_batch"] / (r["step_ms"] / 1e3)
         one = base.get(r["size"])
-        eff = seq_s / (r["processes"] * one["global_batch"] / (one["step_ms"] / 1e3)) if one else 0
+        ratio = seq_s / (one["global_batch"] / (one["step_ms"] / 1e3)) if one else 0.0
         rows.append([
             f"BERT-{r['size']}", r["processes"], r["micro_batch"], r["global_batch"],
             f"{r['gradient_mb']:.1f}", f"{r['step_ms']:.1f}", f"{seq_s:.1f}",
             f"{seq_s / r['processes']:.1f}",
             f"{r['allreduce_ms']:.1f}" if r["processes"] > 1 else "-",
             f"{r['allreduce_ms'] / r['step_ms']:.1%}" if r["processes"] > 1 else "-",
-            f"{eff:.0%}", f"{r['load']:.1f}",
+            f"{ratio:.2f}x", f"{r['load']:.1f}",
         ])  # fmt: skip
-    header = ["model", "processes", "micro-batch/process", "global batch", "gradients (MB)",
-              "step (ms)", "throughput (seq/s, all)", "per process (seq/s)",
-              "allreduce (ms/step)", "communication", "scaling efficiency", "load after"]
+    header = [
+        "model",
+        "processes",
+        "micro-batch/process",
+        "global batch",
+        "gradients (MB)",
+        "step (ms)",
+        "throughput (seq/s, all)",
+        "per process (seq/s)",
+        "allreduce (ms/step)",
+        "communication",
+        "vs 1 process",
+        "load after",
+    ]
     return table(header, rows)
 
 
@@ -182,6 +205,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps (tracing)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--launcher", default="mpirun", choices=["mpirun", "horovodrun"])
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="runs of each configuration, alternating; the fastest is kept "
+        "(other people's jobs on a shared machine only ever slow a run down)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=300,
+        help="seconds to wait for the load average to drop below 1 first",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
@@ -191,10 +227,20 @@ def main() -> None:
         return
     for line in machine_lines():
         print(line)
-    wait_for_low_load(1.0, 300)
-    results = [run_one(args, size, p) for size in args.sizes for p in args.processes]
-    print(f"\nBERT pretraining step, seq {args.seq_len}, {args.precision}, XLA off, "
-          f"{args.launcher} for >1 process, median of {args.steps} steps:\n")
+    wait_for_low_load(1.0, args.max_wait)
+    best: dict[tuple[str, int], dict] = {}
+    for _ in range(args.rounds):
+        for size in args.sizes:
+            for p in args.processes:
+                r = run_one(args, size, p)
+                if (size, p) not in best or r["step_ms"] < best[size, p]["step_ms"]:
+                    best[size, p] = r
+    results = [best[size, p] for size in args.sizes for p in args.processes]
+    print(
+        f"\nBERT pretraining step, seq {args.seq_len}, {args.precision}, XLA off, "
+        f"{args.launcher} for >1 process, median of {args.steps} steps, fastest of "
+        f"{args.rounds} runs:\n"
+    )
     print(report(results))
     if args.json:
         with open(args.json, "w") as fh:

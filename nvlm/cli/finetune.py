@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from nvlm.cli.launching import (
+    ControllerOption,
+    DryRunFlag,
+    GpusOption,
+    HostfileOption,
+    HostsOption,
+    LauncherOption,
+)
 from nvlm.cli.options import ConfigFile, JsonFlag, SetOption
 from nvlm.errors import UserError
 
@@ -41,10 +50,12 @@ def finetune(
             "--epochs", min=0.0, help="Epochs over the training features (overrides the preset)."
         ),
     ] = None,
-    gpus: Annotated[
-        int | None,
-        typer.Option("--gpus", min=1, help="Data-parallel processes (default: the preset's)."),
-    ] = None,
+    gpus: GpusOption = None,
+    launcher: LauncherOption = "auto",
+    hosts: HostsOption = None,
+    hostfile: HostfileOption = None,
+    controller: ControllerOption = "auto",
+    dry_run: DryRunFlag = False,
     precision: Annotated[
         str | None, typer.Option("--precision", help="fp32 | tf32 | amp | bf16")
     ] = None,
@@ -78,10 +89,15 @@ def finetune(
         nvlm finetune --model bert --task squad --version 1.1 --data train-v1.1.json --init runs/bert-p2 --out runs/squad --preset dgxa100-amp
 
         nvlm finetune --model bert --task squad --data train.json --init hf/bert-base-uncased --out runs/squad --preset cpu-bf16 --eval-data dev.json
+
+        nvlm finetune --model bert --task squad --data train.json --init runs/bert-p2 --out runs/squad --preset dgx1-16g-amp --gpus 2 --dry-run
+
+    Re-running the same command on the same --out resumes. More than one process: docs/distributed.md.
     """
     from nvlm import registry
+    from nvlm.cli.launching import LaunchOptions, TrainingJob, launch_or_run
     from nvlm.cli.resolve import resolve_training_config
-    from nvlm.report import emit_json, info, print_table, summary_table
+    from nvlm.report import emit_json, print_table, summary_table
     from nvlm.tasks.squad import beam_size_flags
     from nvlm.train.run import print_summary, train_run
 
@@ -94,29 +110,79 @@ def finetune(
         raise UserError(
             f"--data {data} does not exist (download it: nvlm data download squad --version {version} --out DIR)"
         )
-    cfg, notes = resolve_training_config(
-        plugin,
-        stage="squad",
-        preset=preset,
-        data=None,
-        init=init,
-        config_file=config,
-        sets=sets or [],
-        flags={
-            "train.gpus": gpus,
-            "train.epochs": epochs,
-            "train.precision": precision,
-            "train.xla": xla,
-            "data.squad_version": version,
-            **beam_size_flags(plugin, beam_size),
-        },
+
+    def resolve(processes: int | None):
+        return resolve_training_config(
+            plugin,
+            stage="squad",
+            preset=preset,
+            data=None,
+            init=init,
+            config_file=config,
+            sets=sets or [],
+            flags={
+                "train.gpus": processes,
+                "train.epochs": epochs,
+                "train.precision": precision,
+                "train.xla": xla,
+                "data.squad_version": version,
+                **beam_size_flags(plugin, beam_size),
+            },
+        )
+
+    def train(cfg, resume_run: bool, overwrite_run: bool) -> dict:
+        return train_run(
+            plugin,
+            cfg,
+            run=out,
+            data=data,
+            task="squad",
+            init=init,
+            resume=resume_run,
+            overwrite=overwrite_run,
+        )
+
+    # What each launched rank runs (plus --config RUN/config.yaml), with absolute paths.
+    child = [
+        "finetune",
+        "--model",
+        model,
+        "--task",
+        task,
+        "--version",
+        version,
+        "--data",
+        str(data.absolute()),
+        "--init",
+        os.path.abspath(init),
+        "--out",
+        str(out.absolute()),
+    ]
+    outcome = launch_or_run(
+        TrainingJob(
+            command=child,
+            run=out,
+            resolve=resolve,
+            train=train,
+            config_file=config,
+            resume=resume,
+            overwrite=overwrite,
+            json_out=json_out,
+        ),
+        LaunchOptions(
+            gpus=gpus,
+            launcher=launcher,
+            hosts=hosts,
+            hostfile=hostfile,
+            controller=controller,
+            dry_run=dry_run,
+        ),
     )
-    for note in notes:
-        info(f"[cyan]note:[/cyan] {note}")
-    summary = train_run(
-        plugin, cfg, run=out, data=data, task="squad", init=init, resume=resume, overwrite=overwrite
-    )
-    print_summary(summary)
+    if outcome.show_summary:
+        print_summary(outcome.summary)
+    if not outcome.reports:
+        return  # a --dry-run, or a rank other than the one that reports
+    summary = outcome.summary
     if eval_data is not None:
         from nvlm.cli.eval import run_squad_eval, squad_table_rows
 

@@ -145,7 +145,8 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
     if requested == "none" or (requested == "auto" and n == 1 and not hosts):
         if n > 1 or hosts:
             raise UserError(
-                f"--launcher none trains in this process, but the run needs {n} processes"
+                f"--launcher none trains in this process, but the run needs {n} "
+                f"process{'es' if n > 1 else ''}"
                 f"{' on --hosts' if hosts else ''} (pass --gpus 1, or another --launcher)"
             )
         if opts.dry_run:
@@ -276,6 +277,10 @@ def _as_child(job: TrainingJob) -> Outcome:
     log.started()
     try:
         world = dist.world()  # Horovod up, rank pinned, before TensorFlow starts its runtime
+        sys.stderr.write(
+            f"nvlm: rank {world.rank} of {world.size} (local {world.local_rank} of "
+            f"{world.local_size}), Horovod {world.controller}, {world.device}\n"
+        )
         cfg = config_mod.load(job.config_file)
         _check_world(cfg, world.size)
         summary = job.train(cfg, True, False)
