@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -95,11 +94,11 @@ def finetune(
     Re-running the same command on the same --out resumes. More than one process: docs/distributed.md.
     """
     from nvlm import registry
-    from nvlm.cli.launching import LaunchOptions, TrainingJob, launch_or_run
+    from nvlm.cli.launching import LaunchOptions, TrainingJob, child_command, launch_training
     from nvlm.cli.resolve import resolve_training_config
     from nvlm.report import emit_json, print_table, summary_table
     from nvlm.tasks.squad import beam_size_flags
-    from nvlm.train.run import print_summary, train_run
+    from nvlm.train.run import train_run
 
     plugin = registry.get(model)
     if task != "squad" or "squad" not in plugin.tasks:
@@ -143,43 +142,14 @@ def finetune(
         )
 
     # What each launched rank runs (plus --config RUN/config.yaml), with absolute paths.
-    child = [
+    child = child_command(
         "finetune",
-        "--model",
-        model,
-        "--task",
-        task,
-        "--version",
-        version,
-        "--data",
-        str(data.absolute()),
-        "--init",
-        os.path.abspath(init),
-        "--out",
-        str(out.absolute()),
-    ]
-    outcome = launch_or_run(
-        TrainingJob(
-            command=child,
-            run=out,
-            resolve=resolve,
-            train=train,
-            config_file=config,
-            resume=resume,
-            overwrite=overwrite,
-            json_out=json_out,
-        ),
-        LaunchOptions(
-            gpus=gpus,
-            launcher=launcher,
-            hosts=hosts,
-            hostfile=hostfile,
-            controller=controller,
-            dry_run=dry_run,
-        ),
+        {"model": model, "task": task, "version": version},
+        {"data": data, "init": init, "out": out},
     )
-    if outcome.show_summary:
-        print_summary(outcome.summary)
+    job = TrainingJob(child, out, resolve, train, config, resume, overwrite, json_out)
+    opts = LaunchOptions(gpus, launcher, hosts, hostfile, controller, dry_run)
+    outcome = launch_training(job, opts)
     if not outcome.reports:
         return  # a --dry-run, or a rank other than the one that reports
     summary = outcome.summary

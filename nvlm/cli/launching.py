@@ -6,7 +6,7 @@
     nvlm pretrain ... --gpus 2 --dry-run             # print the command, start nothing
 
 A training command builds a `TrainingJob` (its child command line, how to resolve its config,
-how to train) and calls `launch_or_run`, which does one of four things:
+how to train) and calls `launch_training`, whose `launch_or_run` does one of four things:
 - one process, no launcher needed: resolve and train in this process;
 - more processes, started from a shell: resolve, write RUN/config.yaml, build the launcher
   command (nvlm.launch), run it, stream rank 0, exit with the worst rank's status;
@@ -123,6 +123,34 @@ def launch_or_run(job: TrainingJob, opts: LaunchOptions) -> Outcome:
     if ranks.under_launcher():
         return _as_rank_of_outside_job(job, opts)
     return _from_shell(job, opts)
+
+
+def child_command(
+    command: str, options: dict[str, str], paths: dict[str, str | Path | None]
+) -> list[str]:
+    """The argv after `python -m nvlm` that each launched rank runs (`--config RUN/config.yaml`
+    is added when launching): `command`, then `--NAME VALUE` for each option, then for each
+    path given. Paths are absolute, since a rank on another node may start in another
+    directory."""
+    argv = [command]
+    for name, value in options.items():
+        argv += [f"--{name}", value]
+    for name, path in paths.items():
+        if path:  # an option not given (pretrain --init)
+            absolute = str(path.absolute()) if isinstance(path, Path) else os.path.abspath(path)
+            argv += [f"--{name}", absolute]
+    return argv
+
+
+def launch_training(job: TrainingJob, opts: LaunchOptions) -> Outcome:
+    """`launch_or_run`, then the summary table where this process should print it. The caller
+    reports the rest (--json, a follow-up evaluation) when `outcome.reports`."""
+    from nvlm.train.run import print_summary
+
+    outcome = launch_or_run(job, opts)
+    if outcome.show_summary:
+        print_summary(outcome.summary)
+    return outcome
 
 
 # -- started from a shell ----------------------------------------------------------------------

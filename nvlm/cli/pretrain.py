@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -93,10 +92,10 @@ def pretrain(
     """Pretrain BERT (MLM + NSP) or ELECTRA (replaced-token detection) on HDF5 shards, or
     train a Transformer-XL language model on an `nvlm data lm` directory."""
     from nvlm import registry
-    from nvlm.cli.launching import LaunchOptions, TrainingJob, launch_or_run
+    from nvlm.cli.launching import LaunchOptions, TrainingJob, child_command, launch_training
     from nvlm.cli.resolve import resolve_training_config
     from nvlm.report import emit_json
-    from nvlm.train.run import print_summary, train_run
+    from nvlm.train.run import train_run
 
     plugin = registry.get(model)
     if "pretrain" not in plugin.tasks:
@@ -142,41 +141,14 @@ def pretrain(
 
     # What each launched rank runs (plus --config RUN/config.yaml): absolute paths, since a
     # rank on another node may start in another directory.
-    child = [
+    child = child_command(
         "pretrain",
-        "--model",
-        model,
-        "--phase",
-        str(phase),
-        "--data",
-        str(data.absolute()),
-        "--out",
-        str(out.absolute()),
-    ]
-    if init:
-        child += ["--init", os.path.abspath(init)]
-    outcome = launch_or_run(
-        TrainingJob(
-            command=child,
-            run=out,
-            resolve=resolve,
-            train=train,
-            config_file=config,
-            resume=resume,
-            overwrite=overwrite,
-            json_out=json_out,
-        ),
-        LaunchOptions(
-            gpus=gpus,
-            launcher=launcher,
-            hosts=hosts,
-            hostfile=hostfile,
-            controller=controller,
-            dry_run=dry_run,
-        ),
+        {"model": model, "phase": str(phase)},
+        {"data": data, "out": out, "init": init},
     )
-    if outcome.show_summary:
-        print_summary(outcome.summary)
+    job = TrainingJob(child, out, resolve, train, config, resume, overwrite, json_out)
+    opts = LaunchOptions(gpus, launcher, hosts, hostfile, controller, dry_run)
+    outcome = launch_training(job, opts)
     if json_out and outcome.reports:
         emit_json(outcome.summary)
 

@@ -17,13 +17,22 @@ def _user_set(provenance: Mapping[str, str], key: str) -> bool:
     return any(provenance.get(key, "").startswith(layer) for layer in USER_LAYERS)
 
 
-def resolve_training_config(plugin, *, stage: str, preset: str | None, data: Path | None,
-                            init: str | None, config_file: Path | None, sets: list[str],
-                            flags: dict[str, Any]) -> tuple[Any, list[str]]:
+def resolve_training_config(
+    plugin,
+    *,
+    stage: str,
+    preset: str | None,
+    data: Path | None,
+    init: str | None,
+    config_file: Path | None,
+    sets: list[str],
+    flags: dict[str, Any],
+) -> tuple[Any, list[str]]:
     """Resolve the run config; `data` is a shard directory whose properties the config must
     follow (None for tasks that read other data, e.g. SQuAD JSON)."""
-    first = config_mod.resolve(plugin.name, stage, preset=preset, config_file=config_file,
-                               sets=sets, flags=flags)
+    first = config_mod.resolve(
+        plugin.name, stage, preset=preset, config_file=config_file, sets=sets, flags=flags
+    )
     cfg, prov = first.config, first.provenance
     notes = list(first.notes)
 
@@ -33,8 +42,10 @@ def resolve_training_config(plugin, *, stage: str, preset: str | None, data: Pat
         for key, value in plugin.init_model_values(init).items():
             current = _get(cfg, key)
             if _user_set(prov, key) and current != value:
-                raise UserError(f"{key}={current!r} conflicts with --init {init}, which has "
-                                f"{key}={value!r} (drop the override)")
+                raise UserError(
+                    f"{key}={current!r} conflicts with --init {init}, which has "
+                    f"{key}={value!r} (drop the override)"
+                )
             fixed[key] = value
     data_values = plugin.data_overrides(data)[1] if data is not None else {}
     for key, value in data_values.items():
@@ -47,14 +58,22 @@ def resolve_training_config(plugin, *, stage: str, preset: str | None, data: Pat
             )
         if current != value:
             if _user_set(prov, key):
-                raise UserError(f"{key}={current!r} does not match the shards in {data}, which "
-                                f"have {key}={value!r} (drop the override or use other shards)")
+                raise UserError(
+                    f"{key}={current!r} does not match the shards in {data}, which "
+                    f"have {key}={value!r} (drop the override or use other shards)"
+                )
             if key != "model.vocab_size":
                 notes.append(f"{key}={value} from the shards in {data} (the preset says {current})")
         fixed[key] = value
 
-    final = config_mod.resolve(plugin.name, stage, preset=preset, config_file=config_file,
-                               sets=sets, flags={**flags, **fixed})
+    final = config_mod.resolve(
+        plugin.name,
+        stage,
+        preset=preset,
+        config_file=config_file,
+        sets=sets,
+        flags={**flags, **fixed},
+    )
     # More processes than this one: nvlm.cli.launching starts them (or refuses, one line).
     return final.config, notes
 

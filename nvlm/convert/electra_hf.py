@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from nvlm.convert.electra_weights import (
     export_weights,
     group_of,
 )
+from nvlm.convert.staging import staged_directory
 from nvlm.errors import UserError
 
 DISCRIMINATOR_ROLE, GENERATOR_ROLE = "discriminator", "generator"
@@ -321,9 +321,7 @@ def write_hf_dir(
     dst = Path(dst)
     if dst.exists() and not overwrite:
         raise UserError(f"{dst} already exists", hint="choose a new directory or add --overwrite")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
+    with staged_directory(dst) as tmp:
         contiguous = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
         save_file(contiguous, tmp / "model.safetensors", metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -335,10 +333,4 @@ def write_hf_dir(
                 + "\n"
             )
         os.chmod(tmp, 0o755)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst

@@ -13,12 +13,9 @@ See docs/electra.md for the table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import keras
 import numpy as np
 
-from nvlm.errors import UserError
+from nvlm.convert.weight_slots import Slot, assign_slots, export_slots
 
 # Weight groups: the embeddings and the discriminator encoder are required by every model;
 # the rest may be absent from a checkpoint (and are then left as initialised, with a warning).
@@ -39,14 +36,6 @@ _HEADS = {
     "qa_outputs.": QA_SIMPLE,
     "qa_joint.": QA_JOINT,
 }
-
-
-@dataclass(frozen=True)
-class Slot:
-    names: tuple[str, ...]  # canonical names, concatenated along the last (Keras) axis
-    variable: keras.Variable
-    group: str
-    transposed: bool  # canonical [out, in] vs Keras [in, out]
 
 
 def group_of(name: str) -> str:
@@ -133,20 +122,8 @@ def model_slots(model) -> list[Slot]:
 
 def export_weights(model, groups: set[str] | None = None) -> dict[str, np.ndarray]:
     """Canonical name -> float32 array (HF layout) for every weight of `model` (of `groups`)."""
-    weights = {}
-    for slot in model_slots(model):
-        if groups is not None and slot.group not in groups:
-            continue
-        value = keras.ops.convert_to_numpy(slot.variable)
-        parts = np.split(value, len(slot.names), axis=-1) if len(slot.names) > 1 else [value]
-        for name, part in zip(slot.names, parts, strict=True):
-            weights[name] = np.ascontiguousarray(part.T if slot.transposed else part)
-    return weights
-
-
-def _listing(label: str, items: list[str], limit: int = 6) -> str:
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return f"{label} ({len(items)}): {', '.join(items[:limit])}{more}"
+    slots = model_slots(model)
+    return export_slots([s for s in slots if groups is None or s.group in groups])
 
 
 def assign_weights(model, weights: dict[str, np.ndarray], source: str, display=str) -> list[str]:
@@ -156,51 +133,14 @@ def assign_weights(model, weights: dict[str, np.ndarray], source: str, display=s
     source lacks ENTIRELY keeps its initialisation (a warning); one it has and the model lacks
     is ignored (a warning); one present in part is an error.
     """
-    slots = model_slots(model)
-    known = {name for slot in slots for name in slot.names}
-    present: dict[str, bool] = {}
-    for slot in slots:
-        present[slot.group] = present.get(slot.group, False) or any(
-            name in weights for name in slot.names
-        )
-    absent = {g for g, found in present.items() if not found and g not in REQUIRED}
-    missing, mismatched, values = [], [], []
-    for slot in slots:
-        if slot.group in absent:
-            continue
-        lacking = [name for name in slot.names if name not in weights]
-        if lacking:
-            missing += [display(name) for name in lacking]
-            continue
-        parts = [np.asarray(weights[name]) for name in slot.names]
-        parts = [p.T if slot.transposed else p for p in parts]
-        value = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
-        if tuple(value.shape) != tuple(slot.variable.shape):
-            names = "|".join(display(name) for name in slot.names)
-            mismatched.append(f"{names} {list(value.shape)} vs model {list(slot.variable.shape)}")
-        values.append((slot.variable, value))
-    unused = sorted(set(weights) - known)
-    unexpected = [display(n) for n in unused if group_of(n) in present]
-    if missing or mismatched or unexpected:
-        problems = [
-            _listing(label, items)
-            for label, items in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("shape mismatch", mismatched),
-            )
-            if items
-        ]
-        raise UserError(
-            f"{source} does not match the model: {'; '.join(problems)}",
-            hint="build the model from the checkpoint's own config",
-        )
-    for variable, value in values:
-        variable.assign(value.astype(variable.dtype))
-    warnings = [
-        f"{source} has no {GROUP_TITLES[g]}: it keeps its random initialisation"
-        for g in sorted(absent)
-    ]
-    ignored = sorted({group_of(n) for n in unused} - set(present))
-    warnings += [f"{source}: ignored its {GROUP_TITLES[g]}" for g in ignored]
-    return warnings
+    return assign_slots(
+        model_slots(model),
+        weights,
+        source,
+        group_of=group_of,
+        titles=GROUP_TITLES,
+        required=REQUIRED,
+        strict=None,
+        hint="build the model from the checkpoint's own config",
+        display=display,
+    )

@@ -13,13 +13,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from nvlm.convert.bert_weights import MLM, NSP, SQUAD, export_weights, model_groups
+from nvlm.convert.staging import staged_directory
 from nvlm.errors import UserError
 from nvlm.models.bert.config import BertConfig
 
@@ -299,18 +299,10 @@ def write_hf_dir(model, cfg: BertConfig, dst: Path, vocab: Path | None, overwrit
         "dtype": "float32",
     }
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
+    with staged_directory(dst) as tmp:
         save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if vocab is not None:
             shutil.copyfile(vocab, tmp / "vocab.txt")
         os.chmod(tmp, 0o755)
-        if dst.exists():
-            shutil.rmtree(dst)
-        tmp.rename(dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst

@@ -36,14 +36,25 @@ def demo_squad(people: int, seed: int, *, version: str = "1.1") -> dict:
         entries = []
         for j, (question, answer) in enumerate(qas):
             start = context.index(answer, context.index(p.first))
-            entries.append({"id": f"demo-{seed}-{i}-{j}", "question": question,
-                            "answers": [{"text": answer, "answer_start": start}]})
+            entries.append(
+                {
+                    "id": f"demo-{seed}-{i}-{j}",
+                    "question": question,
+                    "answers": [{"text": answer, "answer_start": start}],
+                }
+            )
             if version == "2.0":
                 entries[-1]["is_impossible"] = False
         if version == "2.0":  # ask about someone who is not in this paragraph
             other = persons[(i + 1) % len(persons)]
-            entries.append({"id": f"demo-{seed}-{i}-none", "question": f"How old is {other.first}?",
-                            "answers": [], "is_impossible": True})
+            entries.append(
+                {
+                    "id": f"demo-{seed}-{i}-none",
+                    "question": f"How old is {other.first}?",
+                    "answers": [],
+                    "is_impossible": True,
+                }
+            )
         paragraphs.append({"context": context, "qas": entries})
     return {"version": version, "data": [{"title": "demo", "paragraphs": paragraphs}]}
 
@@ -56,5 +67,9 @@ def write_demo_squad(out: Path, people: int = 40, seed: int = 0, version: str = 
     atomic_write_json(out / "squad-train.json", train)
     atomic_write_json(out / "squad-dev.json", dev)
     count = lambda d: sum(len(p["qas"]) for p in d["data"][0]["paragraphs"])  # noqa: E731
-    return {"train": str(out / "squad-train.json"), "dev": str(out / "squad-dev.json"),
-            "train_questions": count(train), "dev_questions": count(dev)}
+    return {
+        "train": str(out / "squad-train.json"),
+        "dev": str(out / "squad-dev.json"),
+        "train_questions": count(train),
+        "dev_questions": count(dev),
+    }

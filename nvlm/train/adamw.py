@@ -13,5 +13,5 @@ class AdamW(Optimizer):
         opt.apply(grads, lr=1e-4)
     """
 
-    def _step_size(self, i, w, update, lr):
+    def _step_size(self, w, update, lr, decay):
         return lr * update

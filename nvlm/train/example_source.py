@@ -108,9 +108,15 @@ class ExampleSource:
                 raise item
             yield item
 
-
-    def dataset(self, start: int, micro_batch: int, *, rank: int = 0, world: int = 1,
-                dtypes: dict | None = None):
+    def dataset(
+        self,
+        start: int,
+        micro_batch: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        dtypes: dict | None = None,
+    ):
         """The same micro-batches as a `tf.data.Dataset` (prefetched by tf.data).
 
         The order stays a pure function of (seed, position): tf.data only runs ahead of the

@@ -16,8 +16,8 @@ class Lamb(Optimizer):
         opt.apply(grads, lr=6e-3)
     """
 
-    def _step_size(self, i, w, update, lr):
-        if not self.decay_mask[i]:
+    def _step_size(self, w, update, lr, decay):
+        if not decay:
             return lr * update
         w_norm = tf.norm(w)
         u_norm = tf.norm(update)

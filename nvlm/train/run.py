@@ -38,9 +38,19 @@ def peak_flops(cfg) -> float | None:
     return tflops * 1e12 * (1 if is_cpu else cfg.train.gpus)
 
 
-def train_run(plugin, cfg, *, run: Path, data: Path, task: str, init: str | None = None,
-              resume: bool = True, overwrite: bool = False, show_progress: bool = True,
-              stop_after: int | None = None) -> dict[str, Any]:
+def train_run(
+    plugin,
+    cfg,
+    *,
+    run: Path,
+    data: Path,
+    task: str,
+    init: str | None = None,
+    resume: bool = True,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
     """Train `task` of `plugin` into `run`; return the summary (also written to RUN/summary.json)."""
     world = get_world()
     if world.size != cfg.train.gpus:
@@ -52,8 +62,9 @@ def train_run(plugin, cfg, *, run: Path, data: Path, task: str, init: str | None
     run = Path(run)
     resuming = False
     if world.is_root:
-        resuming = run_dir_mod.prepare(run, config_mod.to_dict(cfg), resume=resume,
-                                       overwrite=overwrite)
+        resuming = run_dir_mod.prepare(
+            run, config_mod.to_dict(cfg), resume=resume, overwrite=overwrite
+        )
         config_mod.write(cfg, run)
     world.barrier()
 
@@ -67,8 +78,15 @@ def train_run(plugin, cfg, *, run: Path, data: Path, task: str, init: str | None
     if world.is_root:
         plugin.write_assets(cfg, run, data, init, task)
 
-    trainer = Trainer(spec, cfg.train, run, world=world, peak_flops=peak_flops(cfg),
-                      show_progress=show_progress, stop_after=stop_after)
+    trainer = Trainer(
+        spec,
+        cfg.train,
+        run,
+        world=world,
+        peak_flops=peak_flops(cfg),
+        show_progress=show_progress,
+        stop_after=stop_after,
+    )
     result = trainer.fit()
     summary = _summary(cfg, task, result, run, interrupted=trainer.interrupted)
     finish = getattr(plugin, "finish_run", None)  # e.g. ELECTRA exports RUN/hf at the end
@@ -117,11 +135,15 @@ def print_summary(summary: dict[str, Any]) -> None:
         ("training throughput (tokens/s)", summary["throughput_tok_per_s"]),
     ]
     if summary.get("processes", 1) > 1:
-        rows += [("processes (data-parallel ranks)", summary["processes"]),
-                 ("throughput per process (sequences/s)",
-                  summary["throughput_seq_per_s_per_process"])]
+        rows += [
+            ("processes (data-parallel ranks)", summary["processes"]),
+            ("throughput per process (sequences/s)", summary["throughput_seq_per_s_per_process"]),
+        ]
     rows += [
-        ("MFU (% of dense peak)", "n/a" if summary["mfu"] is None else f"{100 * summary['mfu']:.2f}"),
+        (
+            "MFU (% of dense peak)",
+            "n/a" if summary["mfu"] is None else f"{100 * summary['mfu']:.2f}",
+        ),
         ("precision / XLA", f"{summary['precision']} / {'on' if summary['xla'] else 'off'}"),
         ("global batch (sequences)", summary["global_batch"]),
     ]

@@ -74,9 +74,18 @@ class TrainResult:
 class Trainer:
     """Runs `train.steps` optimizer steps of a `TrainSpec` into a run directory."""
 
-    def __init__(self, spec: TrainSpec, train_cfg, run_dir: Path, *, world=None,
-                 peak_flops: float | None = None, total_steps: int | None = None,
-                 show_progress: bool = True, stop_after: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: TrainSpec,
+        train_cfg,
+        run_dir: Path,
+        *,
+        world=None,
+        peak_flops: float | None = None,
+        total_steps: int | None = None,
+        show_progress: bool = True,
+        stop_after: int | None = None,
+    ) -> None:
         self.spec = spec
         self.cfg = train_cfg
         self.run_dir = Path(run_dir)
@@ -90,8 +99,11 @@ class Trainer:
         self.trainable = list(model.trainable_variables)
         opt_cls = {"lamb": Lamb, "adamw": AdamW}[train_cfg.optimizer]
         self.optimizer = opt_cls(
-            self.trainable, beta1=train_cfg.beta1, beta2=train_cfg.beta2,
-            epsilon=train_cfg.epsilon, weight_decay=train_cfg.weight_decay,
+            self.trainable,
+            beta1=train_cfg.beta1,
+            beta2=train_cfg.beta2,
+            epsilon=train_cfg.epsilon,
+            weight_decay=train_cfg.weight_decay,
             lr_multipliers=spec.lr_multipliers,
         )
         self.loss_scale = LossScale(train_cfg.precision == "amp")
@@ -99,12 +111,15 @@ class Trainer:
         self.state.add_extra(spec.extra_state)
         self.accums = None
         if train_cfg.accumulation > 1:
-            self.accums = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False)
-                           for v in self.trainable]
-        self.warmup = warmup_steps_for(self.total_steps, train_cfg.warmup_steps,
-                                       train_cfg.warmup_proportion)
-        self._compute = tf.function(self._compute_impl, jit_compile=bool(train_cfg.xla),
-                                    reduce_retracing=True)
+            self.accums = [
+                tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False) for v in self.trainable
+            ]
+        self.warmup = warmup_steps_for(
+            self.total_steps, train_cfg.warmup_steps, train_cfg.warmup_proportion
+        )
+        self._compute = tf.function(
+            self._compute_impl, jit_compile=bool(train_cfg.xla), reduce_retracing=True
+        )
         self._apply = tf.function(self._apply_impl)
         self.stop_agreed = tf.Variable(False, trainable=False)  # any rank asked to stop
         self._stop_requested = False  # a signal arrived (this rank)
@@ -116,8 +131,10 @@ class Trainer:
             loss, metrics = self.spec.loss_fn(self.spec.model, batch, True)
             scaled = loss * self.loss_scale.scale if self.loss_scale.enabled else loss
         grads = tape.gradient(scaled, self.trainable)
-        grads = [tf.zeros(v.shape, tf.float32) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(grads, self.trainable, strict=True)]
+        grads = [
+            tf.zeros(v.shape, tf.float32) if g is None else tf.convert_to_tensor(g)
+            for g, v in zip(grads, self.trainable, strict=True)
+        ]
         metrics = {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
         metrics["loss"] = tf.cast(loss, tf.float32)
         if self.accums is None:
@@ -146,8 +163,12 @@ class Trainer:
         if cfg.clip_norm and cfg.clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=grad_norm)
         lr = learning_rate(
-            self.state.step, base_lr=self.effective_lr, total_steps=self.total_steps,
-            warmup_steps=self.warmup, schedule=cfg.schedule, decay_power=cfg.decay_power,
+            self.state.step,
+            base_lr=self.effective_lr,
+            total_steps=self.total_steps,
+            warmup_steps=self.warmup,
+            schedule=cfg.schedule,
+            decay_power=cfg.decay_power,
             min_lr_ratio=cfg.min_lr_ratio,
         )
 
@@ -186,15 +207,18 @@ class Trainer:
         start_step = int(self.state.step.numpy())
         crash = _injected_crash(world.rank)
         log = _MetricsLog(self.run_dir, enabled=world.is_root, resume_step=start_step)
-        progress = Progress(self.total_steps, start_step,
-                            enabled=world.is_root and self.show_progress)
+        progress = Progress(
+            self.total_steps, start_step, enabled=world.is_root and self.show_progress
+        )
         self._install_signal_handlers()
 
         batches = self.spec.batches(int(self.state.examples.numpy()))
         step = start_step
         t_start = time.perf_counter()
-        measure_from = min(start_step + max(1, min(10, (self.total_steps - start_step) // 10)),
-                           self.total_steps - 1)
+        measure_from = min(
+            start_step + max(1, min(10, (self.total_steps - start_step) // 10)),
+            self.total_steps - 1,
+        )
         t_measure = None
         measured_examples = 0
         window: dict[str, list[float]] = {}
@@ -224,8 +248,9 @@ class Trainer:
                 if step % cfg.log_every == 0 or step == self.total_steps:
                     elapsed = time.perf_counter() - t_window
                     final_metrics = {k: float(np.mean(v)) for k, v in window.items()}
-                    figures = self._figures(final_metrics, lr, grad_norm, scale,
-                                            ex_window / max(elapsed, 1e-9))
+                    figures = self._figures(
+                        final_metrics, lr, grad_norm, scale, ex_window / max(elapsed, 1e-9)
+                    )
                     log.write(step, figures, self._units())
                     progress.update(step, figures)
                     window, t_window, ex_window = {}, time.perf_counter(), 0
@@ -253,11 +278,18 @@ class Trainer:
         if self.peak_flops and self.spec.flops_per_example:
             mfu = seq_s * self.spec.flops_per_example / self.peak_flops
         return TrainResult(
-            steps=step, examples=int(self.state.examples.numpy()), total_time_s=total,
-            measured_time_s=measured, measured_examples=measured_examples,
-            sequences_per_s=seq_s, tokens_per_s=seq_s * self.spec.tokens_per_example, mfu=mfu,
-            skipped_steps=int(self.state.skipped.numpy()), final_metrics=final_metrics,
-            checkpoint=last_ckpt, resumed_from=start_step,
+            steps=step,
+            examples=int(self.state.examples.numpy()),
+            total_time_s=total,
+            measured_time_s=measured,
+            measured_examples=measured_examples,
+            sequences_per_s=seq_s,
+            tokens_per_s=seq_s * self.spec.tokens_per_example,
+            mfu=mfu,
+            skipped_steps=int(self.state.skipped.numpy()),
+            final_metrics=final_metrics,
+            checkpoint=last_ckpt,
+            resumed_from=start_step,
         )
 
     def _decorrelate_dropout(self, rank: int) -> None:
@@ -270,8 +302,12 @@ class Trainer:
 
     def _figures(self, metrics, lr, grad_norm, scale, seq_s) -> dict[str, float]:
         figures = dict(metrics)
-        figures.update(lr=lr, grad_norm=grad_norm, seq_per_s=seq_s,
-                       tok_per_s=seq_s * self.spec.tokens_per_example)
+        figures.update(
+            lr=lr,
+            grad_norm=grad_norm,
+            seq_per_s=seq_s,
+            tok_per_s=seq_s * self.spec.tokens_per_example,
+        )
         if self.loss_scale.enabled:
             figures["loss_scale"] = scale
         if self.world.size > 1:
@@ -279,8 +315,15 @@ class Trainer:
         return figures
 
     def _units(self) -> dict[str, str]:
-        units = {"loss": "nats", "lr": "1", "grad_norm": "1", "seq_per_s": "sequences/s",
-                 "tok_per_s": "tokens/s", "loss_scale": "1", "seq_per_s_per_rank": "sequences/s"}
+        units = {
+            "loss": "nats",
+            "lr": "1",
+            "grad_norm": "1",
+            "seq_per_s": "sequences/s",
+            "tok_per_s": "tokens/s",
+            "loss_scale": "1",
+            "seq_per_s_per_rank": "sequences/s",
+        }
         units.update(self.spec.metric_units)
         return units
 
@@ -340,8 +383,11 @@ class _MetricsLog:
         if self.path.exists():
             # Lines written after the checkpoint we resume from describe steps that will be
             # redone: drop them so the log has each step once.
-            kept = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            kept = [
+                ln
+                for ln in self.path.read_text().splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= resume_step
+            ]
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(ln + "\n" for ln in kept))
             tmp.replace(self.path)
@@ -353,8 +399,12 @@ class _MetricsLog:
         if not self.enabled:
             return
         clean = {k: (v if math.isfinite(v) else None) for k, v in figures.items()}
-        line = {"step": step, "wall_time_s": round(time.time() - self.t0, 3), **clean,
-                "units": {k: units.get(k, "1") for k in figures}}
+        line = {
+            "step": step,
+            "wall_time_s": round(time.time() - self.t0, 3),
+            **clean,
+            "units": {k: units.get(k, "1") for k in figures},
+        }
         self.file.write(json.dumps(line) + "\n")
         self.file.flush()
         with self.writer.as_default(step=step):

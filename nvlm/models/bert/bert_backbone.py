@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import keras
 
-from nvlm.layers import Embeddings, TransformerEncoderBlock
+from nvlm.models.bert.encoder_backbone import (
+    BACKBONE_INPUTS,
+    EncoderBackbone,
+    backbone_inputs,
+    encoder_blocks,
+    encoder_embeddings,
+    run_blocks,
+    select_inputs,
+)
 
-# Input names, as the datasets of Google's and NVIDIA's pretraining shards.
-BACKBONE_INPUTS = ("input_ids", "input_mask", "segment_ids")
-
-
-def select_inputs(inputs, names: tuple[str, ...]):
-    """The entries `names` of a feature dict, so that a whole batch (with labels) can be passed.
-
-    A Keras functional model flattens a dict with extra keys POSITIONALLY onto its inputs
-    (with only a warning), which would feed e.g. `masked_lm_ids` in as `input_mask`.
-    """
-    if not isinstance(inputs, dict):
-        return inputs
-    missing = [name for name in names if name not in inputs]
-    if missing:
-        raise KeyError(f"model inputs lack {missing}; got {sorted(inputs)}")
-    return {name: inputs[name] for name in names}
+# BACKBONE_INPUTS and select_inputs were defined here first; code importing them from here works.
+__all__ = ["BACKBONE_INPUTS", "BertBackbone", "select_inputs"]
 
 
 @keras.saving.register_keras_serializable(package="nvlm")
-class BertBackbone(keras.Model):
+class BertBackbone(EncoderBackbone):
     """BERT (Devlin et al. 2018) without heads.
 
     Inputs (a dict of int32 tensors `[batch, seq]`): `input_ids`; `input_mask` (1 = token,
@@ -85,32 +79,10 @@ class BertBackbone(keras.Model):
         dtype=None,
         **kwargs,
     ) -> None:
+        config = self.config_of(locals())
         # === Layers ===
-        embeddings = Embeddings(
-            vocab_size,
-            hidden_size,
-            max_position=max_position,
-            type_vocab_size=type_vocab_size,
-            dropout=dropout,
-            layer_norm_eps=layer_norm_eps,
-            initializer_range=initializer_range,
-            dtype=dtype,
-            name="embeddings",
-        )
-        blocks = [
-            TransformerEncoderBlock(
-                hidden_size,
-                num_heads,
-                intermediate_size,
-                dropout=dropout,
-                attention_dropout=attention_dropout,
-                layer_norm_eps=layer_norm_eps,
-                initializer_range=initializer_range,
-                dtype=dtype,
-                name=f"layer_{i}",
-            )
-            for i in range(num_layers)
-        ]
+        embeddings = encoder_embeddings(config, hidden_size, dtype)
+        blocks = encoder_blocks(config, dtype)
         pooler = keras.layers.Dense(
             hidden_size,
             activation="tanh",
@@ -120,14 +92,9 @@ class BertBackbone(keras.Model):
         )
 
         # === Functional graph ===
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name) for name in BACKBONE_INPUTS
-        }
+        inputs = backbone_inputs()
         x = embeddings(inputs["input_ids"], inputs["segment_ids"])
-        hidden_states = [x]
-        for block in blocks:
-            x = block(x, attention_mask=inputs["input_mask"])
-            hidden_states.append(x)
+        x, hidden_states = run_blocks(x, blocks, inputs["input_mask"])
         outputs = {
             "sequence_output": x,
             "pooled_output": pooler(x[:, 0, :]),
@@ -136,50 +103,7 @@ class BertBackbone(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.intermediate_size = intermediate_size
-        self.max_position = max_position
-        self.type_vocab_size = type_vocab_size
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self._mirror_config(config)
         self.embeddings = embeddings
         self.blocks = blocks
         self.pooler = pooler
-
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(select_inputs(inputs, BACKBONE_INPUTS), *args, **kwargs)
-
-    @property
-    def token_embedding(self) -> keras.layers.Embedding:
-        """The word embedding layer (the matrix a masked-LM head ties to)."""
-        return self.embeddings.word_embeddings
-
-    def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "intermediate_size": self.intermediate_size,
-            "max_position": self.max_position,
-            "type_vocab_size": self.type_vocab_size,
-            "dropout": self.dropout,
-            "attention_dropout": self.attention_dropout,
-            "initializer_range": self.initializer_range,
-            "layer_norm_eps": self.layer_norm_eps,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> BertBackbone:
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

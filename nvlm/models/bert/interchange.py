@@ -3,14 +3,10 @@ convert too). The round trip is lossless: the same float32 arrays come back."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from nvlm import config as config_mod
 from nvlm.errors import UserError
@@ -56,15 +52,14 @@ def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tup
     """An HF directory or Google checkpoint -> an nvlm run directory usable as --init."""
     from nvlm.convert import detect_source, load_checkpoint, model_for, read_checkpoint
     from nvlm.convert.bert_weights import MLM, NSP, SQUAD
+    from nvlm.convert.staging import require_empty, write_run_dir
     from nvlm.models.bert.init import ARCHITECTURE, source_text_settings
     from nvlm.train.precision import set_precision
-    from nvlm.train.restore import _ModelVars
 
     if detect_source(src) == "nvlm":
         raise UserError(f"{src} is already an nvlm run (convert it --to hf)")
     dst = Path(dst)
-    if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+    require_empty(dst, overwrite)
     set_precision("fp32")
     ckpt = read_checkpoint(src)
     model = model_for(ckpt)
@@ -74,25 +69,7 @@ def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tup
     values = {f"model.{k}": getattr(ckpt.config, k) for k in ARCHITECTURE}
     values["model.size"] = ckpt.config.size
     cfg = config_mod.resolve("bert", stage, flags=values).config
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
-        config_mod.write(cfg, tmp)
-        tf.train.Checkpoint(state=_ModelVars([v.value for v in model.variables])).write(
-            str(tmp / "checkpoints" / "ckpt-0")
-        )
-        (tmp / "checkpoints" / "checkpoint").write_text(
-            'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
-        )
-        vocab, lowercase = source_text_settings(src)
-        if vocab:
-            shutil.copyfile(vocab, tmp / "vocab.txt")
-        (tmp / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": lowercase}) + "\n")
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    vocab, lowercase = source_text_settings(src)
+    write_run_dir(cfg, model, dst, vocab, lowercase)
     keras.backend.clear_session()
     return dst, warnings

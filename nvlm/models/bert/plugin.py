@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import tensorflow as tf
 
 from nvlm.errors import UserError
 from nvlm.models.bert.config import SIZES, BertConfig
+from nvlm.models.bert.encoder_plugin import EncoderPlugin
 from nvlm.models.bert.flops import flops_per_token
 from nvlm.train.example_source import ExampleSource, Hdf5Part
 from nvlm.train.shards import ShardInfo, read_shards
@@ -39,8 +39,10 @@ def write_tokenizer_config(directory: Path, lowercase: bool) -> None:
     os.replace(tmp, path)
 
 
-class BertPlugin:
+class BertPlugin(EncoderPlugin):
     name: ClassVar[str] = "bert"
+    title: ClassVar[str] = "BERT"
+    metric_units: ClassVar[dict[str, str]] = METRIC_UNITS
     config_cls: ClassVar[type] = BertConfig
     # "custom": an imported checkpoint whose architecture matches no named size.
     sizes: ClassVar[dict] = {**SIZES, "custom": {}}
@@ -115,31 +117,21 @@ class BertPlugin:
             return pretrain_loss
         raise UserError(f"BERT cannot train task {task!r} here (use nvlm finetune for squad)")
 
-    def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
-        from nvlm.train.trainer import TrainSpec
-
-        if task == "squad":
-            from nvlm.tasks import squad
-
-            return squad.train_spec(self, cfg, model, data, run, init, world)
-
+    def pretrain_batches(self, cfg, data: Path, world):
         src = self.source(cfg, data)
-        seq = cfg.data.seq_len
 
         def batches(start: int):
             # Shards -> tf.data (prefetching) from the saved global position, int32 on device.
-            ds = src.dataset(start, cfg.train.batch_size, rank=world.rank, world=world.size,
-                             dtypes={k: tf.int32 for k in PRETRAIN_KEYS})
+            ds = src.dataset(
+                start,
+                cfg.train.batch_size,
+                rank=world.rank,
+                world=world.size,
+                dtypes={k: tf.int32 for k in PRETRAIN_KEYS},
+            )
             return iter(ds)
 
-        return TrainSpec(
-            model=model,
-            loss_fn=self.loss_fn(cfg, task),
-            batches=batches,
-            tokens_per_example=seq,
-            flops_per_example=self.flops_per_token(cfg, seq) * seq,
-            metric_units=METRIC_UNITS,
-        )
+        return batches
 
     def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
         """Copy the vocab next to the run so that it is self-contained for --init later."""
@@ -157,32 +149,11 @@ class BertPlugin:
         write_tokenizer_config(Path(run), info.lowercase)
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate(
-        self,
-        cfg,
-        model,
-        data: Path,
-        task: str,
-        *,
-        init: str | None = None,
-        out_dir: Path | None = None,
-        null_threshold: float | None = None,
-        progress=None,
-    ) -> dict[str, Any]:
-        """mlm: masked-LM loss/accuracy and NSP accuracy over every example of the shards,
-        once. squad: predictions files + EM/F1 + inference timing (nvlm.tasks.squad)."""
-        import time
-
+    def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
+        """Masked-LM loss/accuracy and NSP accuracy over every example of the shards, once."""
         from nvlm.models.bert.pretraining_losses import pretraining_losses
+        from nvlm.models.bert.shard_eval import sum_over_parts
 
-        if task == "squad":
-            from nvlm.tasks import squad
-
-            return squad.evaluate(
-                self, cfg, model, data, init=init, out_dir=out_dir, null_threshold=null_threshold
-            )
-        if task != "mlm":
-            raise UserError(f"BERT evaluates tasks mlm and squad, not {task!r}")
         info = read_shards(data, expect_kind=self.shard_kind)
         parts = [Hdf5Part(p, PRETRAIN_KEYS) for p in info.shard_paths]
         inputs = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
@@ -200,20 +171,9 @@ class BertPlugin:
                 "sequences": n,
             }
 
-        totals: dict[str, float] = {}
-        bs = cfg.data.eval_batch_size
-        t0 = time.perf_counter()
-        for part in parts:
-            for start in range(0, len(part), bs):
-                batch = {
-                    k: tf.constant(v.astype(np.int32))
-                    for k, v in part.read(start, min(start + bs, len(part))).items()
-                }
-                for k, v in step(batch).items():
-                    totals[k] = totals.get(k, 0.0) + float(v)
-                if progress:
-                    progress(int(totals["sequences"]), info.examples)
-        elapsed = time.perf_counter() - t0
+        totals, elapsed = sum_over_parts(
+            step, parts, cfg.data.eval_batch_size, info.examples, progress
+        )
         count, n = max(totals["mlm_count"], 1.0), max(totals["sequences"], 1.0)
         return {
             "task": "mlm",

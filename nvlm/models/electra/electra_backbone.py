@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import keras
 
-from nvlm.layers import Embeddings, TransformerEncoderBlock
-from nvlm.models.bert.bert_backbone import BACKBONE_INPUTS, select_inputs
+from nvlm.layers import Embeddings
+from nvlm.models.bert.encoder_backbone import (
+    EncoderBackbone,
+    backbone_inputs,
+    encoder_blocks,
+    encoder_embeddings,
+    run_blocks,
+)
 
 
 @keras.saving.register_keras_serializable(package="nvlm")
-class ElectraBackbone(keras.Model):
+class ElectraBackbone(EncoderBackbone):
     """An ELECTRA encoder (Clark et al. 2020) without heads.
 
     The blocks are BERT's (`nvlm.layers.TransformerEncoderBlock`, post-LN, exact GELU); what
@@ -49,6 +55,8 @@ class ElectraBackbone(keras.Model):
     (2, 16, 64)
     """
 
+    shared_arguments = ("embeddings",)
+
     def __init__(
         self,
         vocab_size: int,
@@ -68,22 +76,13 @@ class ElectraBackbone(keras.Model):
         **kwargs,
     ) -> None:
         embedding_size = embedding_size or hidden_size
+        config = self.config_of(locals())
         init = keras.initializers.TruncatedNormal(stddev=initializer_range)
         # === Layers ===
         if embeddings is None:
-            # hidden_size=embedding_size: the projection is this model's own layer below, so
-            # that a generator can share the tables and still project to its own width.
-            embeddings = Embeddings(
-                vocab_size,
-                embedding_size,
-                max_position=max_position,
-                type_vocab_size=type_vocab_size,
-                dropout=dropout,
-                layer_norm_eps=layer_norm_eps,
-                initializer_range=initializer_range,
-                dtype=dtype,
-                name="embeddings",
-            )
+            # width embedding_size: the projection is this model's own layer below, so that a
+            # generator can share the tables and still project to its own width.
+            embeddings = encoder_embeddings(config, embedding_size, dtype)
         elif embeddings.hidden_size != embedding_size or embeddings.vocab_size != vocab_size:
             raise ValueError(
                 f"shared embeddings are {embeddings.vocab_size} x {embeddings.hidden_size}, "
@@ -94,82 +93,19 @@ class ElectraBackbone(keras.Model):
             projection = keras.layers.Dense(
                 hidden_size, kernel_initializer=init, dtype=dtype, name="embeddings_project"
             )
-        blocks = [
-            TransformerEncoderBlock(
-                hidden_size,
-                num_heads,
-                intermediate_size,
-                dropout=dropout,
-                attention_dropout=attention_dropout,
-                layer_norm_eps=layer_norm_eps,
-                initializer_range=initializer_range,
-                dtype=dtype,
-                name=f"layer_{i}",
-            )
-            for i in range(num_layers)
-        ]
+        blocks = encoder_blocks(config, dtype)
 
         # === Functional graph ===
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name) for name in BACKBONE_INPUTS
-        }
+        inputs = backbone_inputs()
         x = embeddings(inputs["input_ids"], inputs["segment_ids"])
         if projection is not None:
             x = projection(x)
-        hidden_states = [x]
-        for block in blocks:
-            x = block(x, attention_mask=inputs["input_mask"])
-            hidden_states.append(x)
+        x, hidden_states = run_blocks(x, blocks, inputs["input_mask"])
         outputs = {"sequence_output": x, "hidden_states": hidden_states}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.intermediate_size = intermediate_size
-        self.embedding_size = embedding_size
-        self.max_position = max_position
-        self.type_vocab_size = type_vocab_size
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self._mirror_config(config)
         self.embeddings = embeddings
         self.projection = projection
         self.blocks = blocks
-
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(select_inputs(inputs, BACKBONE_INPUTS), *args, **kwargs)
-
-    @property
-    def token_embedding(self) -> keras.layers.Embedding:
-        """The word embedding layer (the matrix the generator's masked-LM head ties to)."""
-        return self.embeddings.word_embeddings
-
-    def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "intermediate_size": self.intermediate_size,
-            "embedding_size": self.embedding_size,
-            "max_position": self.max_position,
-            "type_vocab_size": self.type_vocab_size,
-            "dropout": self.dropout,
-            "attention_dropout": self.attention_dropout,
-            "initializer_range": self.initializer_range,
-            "layer_norm_eps": self.layer_norm_eps,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> ElectraBackbone:
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

@@ -8,9 +8,6 @@ its discriminator with the SQuAD head. The round trip is lossless (the same floa
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from nvlm import config as config_mod
@@ -49,6 +46,7 @@ def export_run_model(model, cfg, run: Path, dst: Path, part: str, overwrite: boo
 
 
 def to_hf(src, dst, *, part: str | None = None, overwrite: bool = False):
+    from nvlm.convert.staging import require_empty
     from nvlm.models.electra.init import NVLM, source_kind
     from nvlm.train.restore import run_dir_of
 
@@ -62,8 +60,7 @@ def to_hf(src, dst, *, part: str | None = None, overwrite: bool = False):
     run, dst = run_dir_of(src), Path(dst)
     if part is not None or not hasattr(model, "generator"):
         return export_run_model(model, cfg, run, dst, part or "discriminator", overwrite)
-    if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+    require_empty(dst, overwrite)
     warnings = []
     for name in PARTS:
         warnings += export_run_model(model, cfg, run, dst / name, name, overwrite=True)[1]
@@ -86,9 +83,8 @@ def _data_settings(stage: str, max_position: int) -> dict:
 def to_nvlm(src, dst, *, overwrite: bool = False):
     """An HF ELECTRA directory (or a pair) -> an nvlm run directory usable as --init."""
     import keras
-    import tensorflow as tf
 
-    from nvlm.models.bert.plugin import write_tokenizer_config
+    from nvlm.convert.staging import require_empty, write_run_dir
     from nvlm.models.electra.init import (
         NVLM,
         PAIR,
@@ -99,14 +95,12 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
     )
     from nvlm.models.electra.plugin import ElectraPlugin
     from nvlm.train.precision import set_precision
-    from nvlm.train.restore import _ModelVars
 
     kind = source_kind(src)
     if kind == NVLM:
         raise UserError(f"{src} is already an nvlm run (convert it --to hf)")
     dst = Path(dst)
-    if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+    require_empty(dst, overwrite)
     values = init_model_values(src)
     stage = (
         "pretrain_phase1" if kind == PAIR else "squad" if "model.qa_head" in values else "features"
@@ -117,25 +111,7 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
     cfg = config_mod.resolve("electra", stage, flags=values).config
     model = ElectraPlugin().build(cfg, task)
     warnings = load_into(model, cfg, src, task)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
-    try:
-        config_mod.write(cfg, tmp)
-        tf.train.Checkpoint(state=_ModelVars([v.value for v in model.variables])).write(
-            str(tmp / "checkpoints" / "ckpt-0")
-        )
-        (tmp / "checkpoints" / "checkpoint").write_text(
-            'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
-        )
-        vocab, lowercase = source_text_settings(src)
-        if vocab:
-            shutil.copyfile(vocab, tmp / "vocab.txt")
-        write_tokenizer_config(tmp, lowercase)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    vocab, lowercase = source_text_settings(src)
+    write_run_dir(cfg, model, dst, vocab, lowercase)
     keras.backend.clear_session()
     return dst, warnings

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nvlm.errors import UserError
+from nvlm.models.bert.encoder_plugin import EncoderPlugin
 from nvlm.models.electra.config import SIZES, ElectraConfig
 from nvlm.train.shards import ShardInfo, read_shards
 
@@ -26,8 +27,10 @@ METRIC_UNITS = {
 }
 
 
-class ElectraPlugin:
+class ElectraPlugin(EncoderPlugin):
     name: ClassVar[str] = "electra"
+    title: ClassVar[str] = "ELECTRA"
+    metric_units: ClassVar[dict[str, str]] = METRIC_UNITS
     config_cls: ClassVar[type] = ElectraConfig
     sizes: ClassVar[dict] = {**SIZES, "custom": {}}
     tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad")
@@ -138,19 +141,13 @@ class ElectraPlugin:
 
         return pretrain_loss
 
-    def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
+    def pretrain_batches(self, cfg, data: Path, world):
         import tensorflow as tf
 
         from nvlm.train.example_source import ExampleSource
-        from nvlm.train.trainer import TrainSpec
 
-        if task == "squad":
-            from nvlm.tasks import squad
-
-            return squad.train_spec(self, cfg, model, data, run, init, world)
         _, parts = self._parts(data)
         src = ExampleSource(parts, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
-        seq = cfg.data.seq_len
 
         def batches(start: int):
             for b in src.micro_batches(
@@ -158,14 +155,7 @@ class ElectraPlugin:
             ):
                 yield {k: tf.constant(v.astype(np.int32)) for k, v in b.items()}
 
-        return TrainSpec(
-            model=model,
-            loss_fn=self.loss_fn(cfg, task),
-            batches=batches,
-            tokens_per_example=seq,
-            flops_per_example=self.flops_per_token(cfg, seq) * seq,
-            metric_units=METRIC_UNITS,
-        )
+        return batches
 
     def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
         """Copy the vocab (and casing) next to the run so that it is a self-contained --init."""
@@ -193,28 +183,9 @@ class ElectraPlugin:
         return out
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate(
-        self,
-        cfg,
-        model,
-        data: Path,
-        task: str,
-        *,
-        init: str | None = None,
-        out_dir: Path | None = None,
-        null_threshold: float | None = None,
-        progress=None,
-    ) -> dict[str, Any]:
-        """squad: predictions + EM/F1 + timing (nvlm.tasks.squad). mlm: replaced token
-        detection over every sequence of the shards, once (fresh random masks, seeded)."""
-        if task == "squad":
-            from nvlm.tasks import squad
-
-            return squad.evaluate(
-                self, cfg, model, data, init=init, out_dir=out_dir, null_threshold=null_threshold
-            )
-        if task != "mlm":
-            raise UserError(f"ELECTRA evaluates tasks mlm and squad, not {task!r}")
+    def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
+        """Replaced token detection over every sequence of the shards, once (fresh random
+        masks, seeded)."""
         from nvlm.models.electra.rtd_eval import evaluate_rtd
 
         info, parts = self._parts(data)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
+from nvlm.models.bert.shard_eval import sum_over_parts
 from nvlm.models.electra.pretraining_losses import pretraining_losses
 
 
@@ -41,20 +40,7 @@ def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> di
             "sequences": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32),
         }
 
-    totals: dict[str, float] = {}
-    bs = cfg.data.eval_batch_size
-    t0 = time.perf_counter()
-    for part in parts:
-        for start in range(0, len(part), bs):
-            batch = {
-                k: tf.constant(v.astype(np.int32))
-                for k, v in part.read(start, min(start + bs, len(part))).items()
-            }
-            for k, v in step(batch).items():
-                totals[k] = totals.get(k, 0.0) + float(v)
-            if progress:
-                progress(int(totals["sequences"]), total)
-    elapsed = time.perf_counter() - t0
+    totals, elapsed = sum_over_parts(step, parts, cfg.data.eval_batch_size, total, progress)
 
     def ratio(a: str, b: str) -> float:
         return totals[a] / max(totals[b], 1.0)

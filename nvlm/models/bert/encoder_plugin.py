@@ -1,0 +1,67 @@
+"""What the BERT and ELECTRA plugins share: SQuAD through `nvlm.tasks.squad`, the pretraining
+`TrainSpec`, and which evaluation a task gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from nvlm.errors import UserError
+
+
+class EncoderPlugin:
+    """Base of `BertPlugin` and `ElectraPlugin`. A subclass names itself in `title` (for error
+    messages), gives its pretraining metrics' units, and implements `pretrain_batches`,
+    `loss_fn`, `flops_per_token` and `evaluate_mlm`."""
+
+    title: ClassVar[str]
+    metric_units: ClassVar[dict[str, str]]
+
+    def pretrain_batches(self, cfg, data: Path, world):
+        """`start -> iterator of batches` from the global position `start` (this rank's part)."""
+        raise NotImplementedError
+
+    def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
+        from nvlm.train.trainer import TrainSpec
+
+        if task == "squad":
+            from nvlm.tasks import squad
+
+            return squad.train_spec(self, cfg, model, data, run, init, world)
+        batches = self.pretrain_batches(cfg, data, world)
+        seq = cfg.data.seq_len
+        return TrainSpec(
+            model=model,
+            loss_fn=self.loss_fn(cfg, task),
+            batches=batches,
+            tokens_per_example=seq,
+            flops_per_example=self.flops_per_token(cfg, seq) * seq,
+            metric_units=self.metric_units,
+        )
+
+    def evaluate(
+        self,
+        cfg,
+        model,
+        data: Path,
+        task: str,
+        *,
+        init: str | None = None,
+        out_dir: Path | None = None,
+        null_threshold: float | None = None,
+        progress=None,
+    ) -> dict[str, Any]:
+        """squad: predictions files + EM/F1 + inference timing (nvlm.tasks.squad). mlm: the
+        model's pretraining figures over every sequence of the shards, once."""
+        if task == "squad":
+            from nvlm.tasks import squad
+
+            return squad.evaluate(
+                self, cfg, model, data, init=init, out_dir=out_dir, null_threshold=null_threshold
+            )
+        if task != "mlm":
+            raise UserError(f"{self.title} evaluates tasks mlm and squad, not {task!r}")
+        return self.evaluate_mlm(cfg, model, data, progress=progress)
