@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
+import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,6 +41,7 @@ from common import (
     PEAK_FLOPS,
     VOCAB,
     Setting,
+    Timing,
     bert_config,
     interleaved,
     keras_hub_backbone,
@@ -145,46 +149,70 @@ MODELS = {"nvlm": nvlm_pretrainer, "keras-hub": keras_hub_pretrainer}
 
 
 # ------------------------------------------------------------------------------ train step
-def train_step(model, loss_fn, setting: Setting, batches: list[dict], run_dir: str):
+class TrainerStep:
     """One full optimizer step of nvlm's Trainer (compute, then clip + LAMB), as a callable.
 
     `Trainer.fit` times whole runs and writes checkpoints; the benchmark needs single steps,
     so it calls the trainer's two graph functions the way `fit` does, in the same order, and
     fetches their results to the host (as `fit` does each step) so that a step is complete
-    when the call returns.
+    when the call returns. A CPU tf.function returns when its work is done, so the two halves
+    are also timed apart (`parts`: (compute s, apply s) of every call).
     """
-    import dataclasses
 
-    from nvlm.config import TrainConfig
-    from nvlm.train.trainer import Trainer, TrainSpec
+    def __init__(self, model, loss_fn, setting: Setting, batches: list[dict], run_dir: str):
+        import dataclasses
 
-    cfg = dataclasses.replace(
-        TrainConfig(),
-        steps=100_000,  # only shapes the (irrelevant) learning-rate schedule
-        batch_size=batches[0]["input_ids"].shape[0],
-        optimizer="lamb",
-        lr=1e-4,
-        warmup_steps=1000,
-        precision=setting.precision,
-        xla=setting.xla,
-    )
-    spec = TrainSpec(model=model, loss_fn=loss_fn, batches=lambda start: iter(()),
-                     tokens_per_example=batches[0]["input_ids"].shape[1])
-    trainer = Trainer(spec, cfg, run_dir, show_progress=False)
-    state = {"i": 0}
+        from nvlm.config import TrainConfig
+        from nvlm.train.trainer import Trainer, TrainSpec
 
-    def step():
-        batch = batches[state["i"] % len(batches)]
-        state["i"] += 1
-        grads, metrics = trainer._compute(batch)
-        lr, grad_norm, _ = trainer._apply(grads)
-        return float(metrics["loss"]), float(grad_norm), float(lr)
+        cfg = dataclasses.replace(
+            TrainConfig(),
+            steps=100_000,  # only shapes the learning-rate schedule
+            batch_size=batches[0]["input_ids"].shape[0],
+            optimizer="lamb",
+            lr=1e-4,
+            warmup_steps=1000,
+            precision=setting.precision,
+            xla=setting.xla,
+        )
+        spec = TrainSpec(
+            model=model,
+            loss_fn=loss_fn,
+            batches=lambda start: iter(()),
+            tokens_per_example=batches[0]["input_ids"].shape[1],
+        )
+        self.trainer = Trainer(spec, cfg, run_dir, show_progress=False)
+        self.batches = batches
+        self.parts: list[tuple[float, float]] = []
 
-    return step
+    def __call__(self) -> tuple[float, float, float]:
+        batch = self.batches[len(self.parts) % len(self.batches)]
+        t0 = time.perf_counter()
+        grads, metrics = self.trainer._compute(batch)
+        t1 = time.perf_counter()
+        lr, grad_norm, _ = self.trainer._apply(grads)
+        result = float(metrics["loss"]), float(grad_norm), float(lr)
+        self.parts.append((t1 - t0, time.perf_counter() - t1))
+        return result
+
+    def split_ms(self, last: int) -> tuple[float, float]:
+        """Median compute and apply milliseconds over the `last` calls."""
+        timed = self.parts[-last:]
+        return tuple(1e3 * statistics.median(p[i] for p in timed) for i in (0, 1))
 
 
-def measure_training(pairs: list[tuple[str, Setting]], batches, args, rounds: int,
-                     per_round: int) -> dict:
+@dataclass
+class Measured:
+    setting: Setting
+    timing: Timing
+    warmup_s: float
+    compute_ms: float
+    apply_ms: float
+
+
+def measure_training(
+    pairs: list[tuple[str, Setting]], batches, args, rounds: int, per_round: int
+) -> dict[str, Measured]:
     """Build each (model, setting), warm it up, time them all interleaved, release them.
 
     A model takes the global dtype policy when it is built (and traced, in the warm-up), so
@@ -195,16 +223,22 @@ def measure_training(pairs: list[tuple[str, Setting]], batches, args, rounds: in
         for name, setting in pairs:
             set_policy(setting)
             model, loss_fn = MODELS[name](args.cfg)
-            steps[name] = train_step(model, loss_fn, setting, batches, run_dir)
+            steps[name] = TrainerStep(model, loss_fn, setting, batches, run_dir)
             warm[name] = warm_up(steps[name], args.warmup)
         timings = interleaved(steps, args.batch_size, rounds, per_round)
+    out = {
+        name: Measured(
+            setting, timings[name], warm[name], *steps[name].split_ms(len(timings[name].seconds))
+        )
+        for name, setting in pairs
+    }
     steps.clear()
     release_models()
-    return {name: (timings[name], warm[name]) for name, _ in pairs}
+    return out
 
 
 # --------------------------------------------------------------------------------- inference
-def measure_inference(setting: Setting, seq: int, args) -> tuple:
+def measure_inference(setting: Setting, seq: int, args) -> Timing:
     """nvlm's backbone forward pass (training=False) in `setting`: sequences/s."""
     import tensorflow as tf
 
@@ -225,10 +259,10 @@ def measure_inference(setting: Setting, seq: int, args) -> tuple:
         state["i"] += 1
         return forward(inputs[state["i"] % 2]).numpy()
 
-    warm = warm_up(step, args.warmup)
+    warm_up(step, args.warmup)
     timing = interleaved({"nvlm": step}, args.batch_size, 1, args.infer_steps)["nvlm"]
     release_models()
-    return timing, warm
+    return timing
 
 
 # ------------------------------------------------------------------------------------ report
@@ -238,25 +272,36 @@ def mfu(seq_per_s: float, flops_per_sequence: float, setting: Setting) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--settings", default="fp32,fp32+xla,bf16,bf16+xla",
-                        help="comma-separated settings to sweep (default: all four)")
+    parser.add_argument(
+        "--settings",
+        default="fp32,fp32+xla,bf16,bf16+xla",
+        help="comma-separated settings to sweep (default: all four)",
+    )
     parser.add_argument("--models", default="nvlm,keras-hub")
     parser.add_argument("--size", default="base", help="BERT size (tiny: a smoke test)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--predictions", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--warmup", type=int, default=2,
-                        help="untimed steps first (tracing, XLA compilation)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps first (tracing, XLA compilation)"
+    )
     parser.add_argument("--sweep-steps", type=int, default=3, help="timed steps per setting")
     parser.add_argument("--final-rounds", type=int, default=2)
-    parser.add_argument("--final-steps", type=int, default=5,
-                        help="timed steps per model per final round")
-    parser.add_argument("--infer-steps", type=int, default=6)
+    parser.add_argument(
+        "--final-steps", type=int, default=5, help="timed steps per model per final round"
+    )
+    parser.add_argument(
+        "--infer-steps", type=int, default=4, help="timed forward batches per setting and seq len"
+    )
     parser.add_argument("--no-inference", action="store_true")
     parser.add_argument("--max-load", type=float, default=1.5)
-    parser.add_argument("--max-wait", type=float, default=600.0,
-                        help="seconds to wait for the load to drop to --max-load")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=600.0,
+        help="seconds to wait for the load to drop to --max-load",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -271,84 +316,131 @@ def main() -> None:
     seq = args.seq_len
     train_flops = flops_per_token(cfg, seq, masked_fraction=args.predictions / seq) * seq
 
-    print(f"BERT-{args.size} pretraining step (MLM + NSP, LAMB, global-norm clip 1.0), "
-          f"batch {args.batch_size} x seq {seq}, {args.predictions} masked positions")
+    print(
+        f"BERT-{args.size} pretraining step (MLM + NSP, LAMB, global-norm clip 1.0), "
+        f"batch {args.batch_size} x seq {seq}, {args.predictions} masked positions"
+    )
     print(*machine_lines(), sep="\n")
-    print(f"FLOPs per sequence (training): {train_flops / 1e9:.1f} GFLOP; peak "
-          f"fp32 {PEAK_FLOPS['fp32'] / 1e12} TFLOP/s, bf16 {PEAK_FLOPS['bf16'] / 1e12} TFLOP/s")
+    print(
+        f"FLOPs per sequence (training): {train_flops / 1e9:.1f} GFLOP; peak "
+        f"fp32 {PEAK_FLOPS['fp32'] / 1e12} TFLOP/s, bf16 {PEAK_FLOPS['bf16'] / 1e12} TFLOP/s"
+    )
     batches = synthetic_batches(4, args.batch_size, seq, args.predictions, args.seed)
     wait_for_low_load(args.max_load, args.max_wait)
 
     # --- sweep
     results: dict = {"sweep": [], "final": {}, "inference": []}
+    header = ["model", "setting", "sequences/s", "MFU", "step ms", "compute ms", "apply ms"]
+
+    def record(name: str, m: Measured) -> list:
+        seq_s = m.timing.sequences_per_s
+        figures = {
+            "model": name,
+            "setting": str(m.setting),
+            "sequences_per_s": seq_s,
+            "mfu": mfu(seq_s, train_flops, m.setting),
+            "step_ms": 1e3 * m.timing.median_s,
+            "compute_ms": m.compute_ms,
+            "apply_ms": m.apply_ms,
+            "steps": len(m.timing.seconds),
+            "warmup_s": m.warmup_s,
+            "load": m.timing.load,
+        }
+        row = [
+            name,
+            m.setting,
+            f"{seq_s:.3f}",
+            f"{100 * figures['mfu']:.1f}%",
+            f"{figures['step_ms']:.0f}",
+            f"{m.compute_ms:.0f}",
+            f"{m.apply_ms:.0f}",
+        ]
+        return figures, row
+
     rows = []
     for setting in settings:
-        for name in names:
-            print(f"  sweep: {name} {setting} ...", flush=True)
-            timing, warm_s = measure_training([(name, setting)], batches, args, 1,
-                                              args.sweep_steps)[name]
-            figures = {"model": name, "setting": str(setting),
-                       "sequences_per_s": timing.sequences_per_s,
-                       "mfu": mfu(timing.sequences_per_s, train_flops, setting),
-                       "step_ms": timing.median_s * 1e3, "warmup_s": warm_s,
-                       "load": timing.load}
+        # Both models of a setting step by step in turn: on a shared machine the load drifts
+        # over minutes, and the per-setting comparison should not depend on it.
+        print(f"  sweep: {', '.join(names)} in {setting} ...", flush=True)
+        pairs = [(name, setting) for name in names]
+        for name, m in measure_training(pairs, batches, args, args.sweep_steps, 1).items():
+            figures, row = record(name, m)
             results["sweep"].append(figures)
-            rows.append([name, setting, f"{figures['sequences_per_s']:.3f}",
-                         f"{figures['step_ms']:.0f}", f"{100 * figures['mfu']:.1f}%",
-                         f"{warm_s:.0f}", timing.load])
-    print("\nSweep (median of "
-          f"{args.sweep_steps} steps after {args.warmup} warm-up steps)")
-    print(table(["model", "setting", "sequences/s", "step ms", "MFU", "warm-up s", "load"],
-                rows))
+            rows.append([*row, f"{m.warmup_s:.0f}", m.timing.load])
+            print("  " + " ".join(map(str, row)), flush=True)
+    print(
+        f"\nSweep (median of {args.sweep_steps} steps after {args.warmup} warm-up steps, "
+        "models alternating step by step)"
+    )
+    print(table([*header, "warm-up s", "load"], rows))
 
     # --- final: each model in its best setting, interleaved
-    best = {name: max((r for r in results["sweep"] if r["model"] == name),
-                      key=lambda r: r["sequences_per_s"]) for name in names}
-    print(f"\nFinal: best setting per model, {args.final_rounds} alternating rounds of "
-          f"{args.final_steps} steps each", flush=True)
-    pairs = [(name, Setting.parse(best[name]["setting"])) for name in names]
-    measured = measure_training(pairs, batches, args, args.final_rounds, args.final_steps)
-    final_timings = {name: (setting, measured[name][0]) for name, setting in pairs}
+    best = {
+        name: max(
+            (r for r in results["sweep"] if r["model"] == name), key=lambda r: r["sequences_per_s"]
+        )["setting"]
+        for name in names
+    }
+    print(
+        f"\nFinal: best setting per model, {args.final_rounds} alternating rounds of "
+        f"{args.final_steps} steps each",
+        flush=True,
+    )
+    wait_for_low_load(args.max_load, 120.0)
+    pairs = [(name, Setting.parse(best[name])) for name in names]
     rows = []
-    for name, (setting, timing) in final_timings.items():
-        figures = {"setting": str(setting), "sequences_per_s": timing.sequences_per_s,
-                   "mfu": mfu(timing.sequences_per_s, train_flops, setting),
-                   "step_ms": timing.median_s * 1e3, "steps": len(timing.seconds),
-                   "load": timing.load}
+    for name, m in measure_training(
+        pairs, batches, args, args.final_rounds, args.final_steps
+    ).items():
+        figures, row = record(name, m)
         results["final"][name] = figures
-        rows.append([name, setting, f"{figures['sequences_per_s']:.3f}",
-                     f"{figures['step_ms']:.0f}", f"{100 * figures['mfu']:.1f}%",
-                     figures["steps"], timing.load])
-    print(table(["model", "best setting", "sequences/s", "step ms", "MFU", "steps", "load"],
-                rows))
+        rows.append([*row, figures["steps"], m.timing.load])
+    print(table([*header, "steps", "load"], rows))
     if {"nvlm", "keras-hub"} <= set(results["final"]):
-        ratio = (results["final"]["nvlm"]["sequences_per_s"]
-                 / results["final"]["keras-hub"]["sequences_per_s"])
+        ratio = (
+            results["final"]["nvlm"]["sequences_per_s"]
+            / results["final"]["keras-hub"]["sequences_per_s"]
+        )
         results["ratio"] = ratio
         verdict = "meets" if ratio >= TARGET_RATIO else "misses"
-        print(f"nvlm / keras-hub training throughput: {ratio:.2f}x "
-              f"({verdict} the {TARGET_RATIO}x target)")
+        print(
+            f"nvlm / keras-hub training throughput: {ratio:.2f}x "
+            f"({verdict} the {TARGET_RATIO}x target)"
+        )
 
     # --- inference
     if not args.no_inference and "nvlm" in names:
-        setting = Setting.parse(best["nvlm"]["setting"])
-        print(f"\nnvlm inference (BertBackbone forward, training=False), batch "
-              f"{args.batch_size}, {setting}, median of {args.infer_steps} batches", flush=True)
+        print(
+            f"\nnvlm inference (BertBackbone forward, training=False), batch "
+            f"{args.batch_size}, median of {args.infer_steps} batches",
+            flush=True,
+        )
         rows = []
         for infer_seq in (128, 384):
-            wait_for_low_load(args.max_load, 60.0)
-            timing, _ = measure_inference(setting, infer_seq, args)
-            flops = flops_per_token(cfg, infer_seq, masked_fraction=0.0,
-                                    training=False) * infer_seq
-            figures = {"seq_len": infer_seq, "setting": str(setting),
-                       "sequences_per_s": timing.sequences_per_s,
-                       "mfu": mfu(timing.sequences_per_s, flops, setting),
-                       "batch_ms": timing.median_s * 1e3, "load": timing.load}
-            results["inference"].append(figures)
-            rows.append([infer_seq, setting, f"{figures['sequences_per_s']:.2f}",
-                         f"{figures['batch_ms']:.0f}", f"{100 * figures['mfu']:.1f}%",
-                         timing.load])
-        print(table(["seq", "setting", "sequences/s", "batch ms", "MFU", "load"], rows))
+            flops = flops_per_token(cfg, infer_seq, masked_fraction=0.0, training=False) * infer_seq
+            for setting in settings:
+                timing = measure_inference(setting, infer_seq, args)
+                seq_s = timing.sequences_per_s
+                figures = {
+                    "seq_len": infer_seq,
+                    "setting": str(setting),
+                    "sequences_per_s": seq_s,
+                    "mfu": mfu(seq_s, flops, setting),
+                    "batch_ms": timing.median_s * 1e3,
+                    "load": timing.load,
+                }
+                results["inference"].append(figures)
+                rows.append(
+                    [
+                        infer_seq,
+                        setting,
+                        f"{seq_s:.2f}",
+                        f"{100 * figures['mfu']:.1f}%",
+                        f"{figures['batch_ms']:.0f}",
+                        timing.load,
+                    ]
+                )
+        print(table(["seq", "setting", "sequences/s", "MFU", "batch ms", "load"], rows))
 
     if args.json:
         with open(args.json, "w") as f:

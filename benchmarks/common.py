@@ -151,8 +151,10 @@ def wait_for_low_load(threshold: float, max_wait_s: float, poll_s: float = 15.0)
         time.sleep(poll_s)
         load = load_average()
     if load > threshold:
-        print(f"  load average still {load:.2f} after {max_wait_s:.0f} s: measuring anyway",
-              flush=True)
+        print(
+            f"  load average still {load:.2f} after {max_wait_s:.0f} s: measuring anyway",
+            flush=True,
+        )
     return load
 
 
@@ -202,8 +204,9 @@ def warm_up(step: Callable[[], object], steps: int) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(steps: dict[str, Callable[[], object]], batch_size: int, rounds: int,
-                per_round: int) -> dict[str, Timing]:
+def interleaved(
+    steps: dict[str, Callable[[], object]], batch_size: int, rounds: int, per_round: int
+) -> dict[str, Timing]:
     """Time several step functions in alternating rounds, so that a change of machine load
     during the run hits all of them alike instead of whichever happened to run last."""
     timings = {name: Timing(batch_size) for name in steps}

@@ -68,8 +68,13 @@ def squad_features(n: int, batch: int, seq: int, seed: int) -> list[dict]:
             ids[b, 0], ids[b, question + 1], ids[b, length - 1] = 101, 102, 102  # CLS, SEP
             mask[b, :length] = 1
             segments[b, question + 2 : length] = 1
-        out.append({"input_ids": tf.constant(ids), "input_mask": tf.constant(mask),
-                    "segment_ids": tf.constant(segments)})
+        out.append(
+            {
+                "input_ids": tf.constant(ids),
+                "input_mask": tf.constant(mask),
+                "segment_ids": tf.constant(segments),
+            }
+        )
     return out
 
 
@@ -108,8 +113,9 @@ def keras_hub_qa(cfg):
 MODELS = {"nvlm": nvlm_qa, "keras-hub": keras_hub_qa}
 
 
-def measure(pairs: list[tuple[str, Setting]], batch_size: int, args, rounds: int,
-            per_round: int) -> dict:
+def measure(
+    pairs: list[tuple[str, Setting]], batch_size: int, args, rounds: int, per_round: int
+) -> dict:
     """Build each (model, setting), warm it up, time all of them interleaved, release them."""
     import tensorflow as tf
 
@@ -139,14 +145,24 @@ def main() -> None:
     parser.add_argument("--size", default="base", help="BERT size (tiny: a smoke test)")
     parser.add_argument("--seq-len", type=int, default=384)
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--warmup", type=int, default=3,
-                        help="untimed batches first (tracing, XLA compilation)")
-    parser.add_argument("--sweep-steps", type=int, default=4,
-                        help="timed batches per setting and batch size in the sweep")
-    parser.add_argument("--batch1-steps", type=int, default=100,
-                        help="timed batches of 1 per model in the final (p99 needs ~100)")
-    parser.add_argument("--batch8-steps", type=int, default=12,
-                        help="timed batches of 8 per model in the final")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed batches first (tracing, XLA compilation)"
+    )
+    parser.add_argument(
+        "--sweep-steps",
+        type=int,
+        default=4,
+        help="timed batches per setting and batch size in the sweep",
+    )
+    parser.add_argument(
+        "--batch1-steps",
+        type=int,
+        default=100,
+        help="timed batches of 1 per model in the final (p99 needs ~100)",
+    )
+    parser.add_argument(
+        "--batch8-steps", type=int, default=12, help="timed batches of 8 per model in the final"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (final)")
     parser.add_argument("--max-load", type=float, default=1.5)
     parser.add_argument("--max-wait", type=float, default=600.0)
@@ -173,45 +189,91 @@ def main() -> None:
     rows = []
     for batch_size in (1, 8):
         for setting in settings:
-            for name in names:
-                print(f"  sweep: {name} {setting} batch {batch_size} ...", flush=True)
-                timing, warm_s = measure([(name, setting)], batch_size, args, 1,
-                                         args.sweep_steps)[name]
-                r = {"model": name, "setting": str(setting), "batch": batch_size,
-                     "sequences_per_s": timing.sequences_per_s,
-                     "p50_ms": timing.percentile_ms(50), "warmup_s": warm_s,
-                     "load": timing.load}
+            # Both models of a setting batch by batch in turn (the load drifts over minutes).
+            print(f"  sweep: {', '.join(names)} in {setting}, batch {batch_size} ...", flush=True)
+            pairs = [(name, setting) for name in names]
+            for name, (timing, warm_s) in measure(
+                pairs, batch_size, args, args.sweep_steps, 1
+            ).items():
+                r = {
+                    "model": name,
+                    "setting": str(setting),
+                    "batch": batch_size,
+                    "sequences_per_s": timing.sequences_per_s,
+                    "p50_ms": timing.percentile_ms(50),
+                    "warmup_s": warm_s,
+                    "load": timing.load,
+                }
                 results["sweep"].append(r)
-                rows.append([name, setting, batch_size, f"{r['sequences_per_s']:.2f}",
-                             f"{r['p50_ms']:.0f}", f"{warm_s:.0f}", timing.load])
+                row = [name, setting, batch_size, f"{r['sequences_per_s']:.2f}",
+                       f"{r['p50_ms']:.0f}", f"{warm_s:.0f}", timing.load]  # fmt: skip
+                rows.append(row)
+                print("  " + " ".join(map(str, row)), flush=True)
     print(f"\nSweep (median of {args.sweep_steps} batches after {args.warmup} warm-up batches)")
-    print(table(["model", "setting", "batch", "sequences/s", "p50 ms", "warm-up s", "load"],
-                rows))
+    print(table(["model", "setting", "batch", "sequences/s", "p50 ms", "warm-up s", "load"], rows))
 
     for batch_size, steps in ((1, args.batch1_steps), (8, args.batch8_steps)):
         candidates = [r for r in results["sweep"] if r["batch"] == batch_size]
-        pairs = [(name, Setting.parse(max((r for r in candidates if r["model"] == name),
-                                          key=lambda r: r["sequences_per_s"])["setting"]))
-                 for name in names]
+        pairs = [
+            (
+                name,
+                Setting.parse(
+                    max(
+                        (r for r in candidates if r["model"] == name),
+                        key=lambda r: r["sequences_per_s"],
+                    )["setting"]
+                ),
+            )
+            for name in names
+        ]
         per_round = max(1, steps // args.rounds)
-        print(f"\nFinal, batch {batch_size}: best setting per model, {args.rounds} alternating "
-              f"rounds of {per_round} batches", flush=True)
+        print(
+            f"\nFinal, batch {batch_size}: best setting per model, {args.rounds} alternating "
+            f"rounds of {per_round} batches",
+            flush=True,
+        )
         wait_for_low_load(args.max_load, 120.0)
         measured = measure(pairs, batch_size, args, args.rounds, per_round)
         rows = []
         final = results["final"][str(batch_size)] = {}
         for name, setting in pairs:
             timing = measured[name][0]
-            r = {"setting": str(setting), "sequences_per_s": timing.sequences_per_s,
-                 "mfu": timing.sequences_per_s * flops / PEAK_FLOPS[setting.precision],
-                 **{f"p{q}_ms": timing.percentile_ms(q) for q in PERCENTILES},
-                 "batches": len(timing.seconds), "load": timing.load}
+            r = {
+                "setting": str(setting),
+                "sequences_per_s": timing.sequences_per_s,
+                "mfu": timing.sequences_per_s * flops / PEAK_FLOPS[setting.precision],
+                **{f"p{q}_ms": timing.percentile_ms(q) for q in PERCENTILES},
+                "batches": len(timing.seconds),
+                "load": timing.load,
+            }
             final[name] = r
-            rows.append([name, setting, f"{r['sequences_per_s']:.2f}", f"{100 * r['mfu']:.1f}%",
-                         *(f"{r[f'p{q}_ms']:.0f}" for q in PERCENTILES),
-                         f"{r['p99_ms'] / r['p50_ms']:.2f}", r["batches"], timing.load])
-        print(table(["model", "best setting", "sequences/s", "MFU",
-                     *(f"p{q} ms" for q in PERCENTILES), "p99/p50", "batches", "load"], rows))
+            rows.append(
+                [
+                    name,
+                    setting,
+                    f"{r['sequences_per_s']:.2f}",
+                    f"{100 * r['mfu']:.1f}%",
+                    *(f"{r[f'p{q}_ms']:.0f}" for q in PERCENTILES),
+                    f"{r['p99_ms'] / r['p50_ms']:.2f}",
+                    r["batches"],
+                    timing.load,
+                ]
+            )
+        print(
+            table(
+                [
+                    "model",
+                    "best setting",
+                    "sequences/s",
+                    "MFU",
+                    *(f"p{q} ms" for q in PERCENTILES),
+                    "p99/p50",
+                    "batches",
+                    "load",
+                ],
+                rows,
+            )
+        )
         if "nvlm" in final and "keras-hub" in final:
             ratio = final["nvlm"]["sequences_per_s"] / final["keras-hub"]["sequences_per_s"]
             final["ratio"] = ratio
@@ -222,8 +284,10 @@ def main() -> None:
             print(line)
         if batch_size == 1 and "nvlm" in final:
             tail = final["nvlm"]["p99_ms"] / final["nvlm"]["p50_ms"]
-            print(f"nvlm batch-1 p99 / p50 latency: {tail:.2f} "
-                  f"({'meets' if tail <= TARGET_TAIL else 'misses'} the {TARGET_TAIL} target)")
+            print(
+                f"nvlm batch-1 p99 / p50 latency: {tail:.2f} "
+                f"({'meets' if tail <= TARGET_TAIL else 'misses'} the {TARGET_TAIL} target)"
+            )
 
     if args.json:
         with open(args.json, "w") as f:
