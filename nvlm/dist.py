@@ -44,8 +44,8 @@ class SingleProcess:
     def allreduce_grads(self, grads: Sequence, compress_fp16: bool = False) -> list:
         return list(grads)
 
-    def allreduce_scalar(self, value):
-        return value
+    def allreduce_mean(self, values, name: str):
+        return values
 
     def broadcast(self, variables: Sequence) -> None:
         return None
@@ -78,8 +78,9 @@ class HorovodWorld:
         compression = hvd.Compression.fp16 if compress_fp16 else hvd.Compression.none
         return list(hvd.grouped_allreduce(list(grads), op=hvd.Average, compression=compression))
 
-    def allreduce_scalar(self, value):
-        return self._hvd.allreduce(value, op=self._hvd.Average)
+    def allreduce_mean(self, values, name: str):
+        """The mean over ranks of a float32 vector (eager; every rank calls it with `name`)."""
+        return self._hvd.allreduce(values, op=self._hvd.Average, name=name)
 
     def broadcast(self, variables: Sequence) -> None:
         import tensorflow as tf

@@ -231,6 +231,9 @@ def test_two_ranks_end_with_the_weights_of_one_process(case, launcher, request, 
     assert summary["throughput_seq_per_s_per_process"] == pytest.approx(
         summary["throughput_seq_per_s"] / 2, rel=1e-3
     )
+    # The logged figures are the whole global batch's (averaged over ranks), not rank 0's share.
+    final_one = json.loads((one / "summary.json").read_text())["final"]
+    assert summary["final"]["loss"] == pytest.approx(final_one["loss"], abs=1e-4)
 
 
 # --- a dead rank --------------------------------------------------------------------------------

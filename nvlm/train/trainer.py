@@ -247,7 +247,9 @@ class Trainer:
                     measured_examples += self.global_batch
                 if step % cfg.log_every == 0 or step == self.total_steps:
                     elapsed = time.perf_counter() - t_window
-                    final_metrics = {k: float(np.mean(v)) for k, v in window.items()}
+                    final_metrics = _mean_over_ranks(
+                        world, {k: float(np.mean(v)) for k, v in window.items()}
+                    )
                     figures = self._figures(
                         final_metrics, lr, grad_norm, scale, ex_window / max(elapsed, 1e-9)
                     )
@@ -415,3 +417,17 @@ class _MetricsLog:
         if self.enabled:
             self.file.close()
             self.writer.flush()
+
+
+def _mean_over_ranks(world, metrics: dict[str, float]) -> dict[str, float]:
+    """Logged figures of the whole global batch, not of one rank's share of it.
+
+    Each rank saw a different part of the batch; their means are averaged (equal shares), one
+    small allreduce per log step, so that 2 ranks report the loss 1 process reports."""
+    if world.size == 1 or not metrics:
+        return metrics
+    keys = sorted(metrics)
+    values = world.allreduce_mean(
+        tf.constant([metrics[k] for k in keys], tf.float32), name="nvlm_logged_metrics"
+    )
+    return {k: float(v) for k, v in zip(keys, np.asarray(values), strict=True)}
