@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import checkpoint_values, kill_after_checkpoint
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -43,16 +41,6 @@ TINY = [
 
 def invoke(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def weights_of(run: Path) -> dict[str, np.ndarray]:
-    prefix = tf.train.latest_checkpoint(str(run / "checkpoints"))
-    reader = tf.train.load_checkpoint(prefix)
-    return {
-        k: reader.get_tensor(k)
-        for k in reader.get_variable_to_shape_map()
-        if k.startswith("state/model_vars/")
-    }
 
 
 @pytest.fixture(scope="module")
@@ -188,18 +176,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(command(tmp_path / "full"), check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(
-        command(tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    pointer = tmp_path / "killed" / "checkpoints" / "checkpoint"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and "ckpt-10" in pointer.read_text():
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_checkpoint(command(tmp_path / "killed"), tmp_path / "killed", env)
     rerun = subprocess.run(
         command(tmp_path / "killed") + ["--json"],
         check=True,
@@ -209,7 +186,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
     )
     summary = json.loads(rerun.stdout)
     assert 10 <= summary["resumed_from_step"] < 40 and summary["steps"] == 40
-    full, resumed = weights_of(tmp_path / "full"), weights_of(tmp_path / "killed")
+    full, resumed = checkpoint_values(tmp_path / "full"), checkpoint_values(tmp_path / "killed")
     assert full.keys() == resumed.keys()
     for key in full:
         np.testing.assert_allclose(resumed[key], full[key], atol=1e-6, rtol=0, err_msg=key)
@@ -217,7 +194,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
 
 def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(shards, tmp_path):
     summary_of(pretrain(shards, tmp_path / "p1", steps=6))
-    p1 = weights_of(tmp_path / "p1")
+    p1 = checkpoint_values(tmp_path / "p1")
     result = invoke(
         "pretrain",
         "--model",
@@ -249,7 +226,7 @@ def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(shards, tmp_pa
     summary = summary_of(result)
     assert summary["stage"] == "pretrain_phase2" and summary["steps"] == 3
     assert summary["resumed_from_step"] == 0
-    p2 = weights_of(tmp_path / "p2")
+    p2 = checkpoint_values(tmp_path / "p2")
     # With a negligible learning rate the phase-2 weights are the phase-1 weights.
     trainable = [k for k in p1 if p1[k].dtype == np.float32]
     for key in trainable:
@@ -367,7 +344,7 @@ def test_convert_round_trip_is_lossless(trained, tmp_path):
     }
     r = invoke("convert", tmp_path / "hf", tmp_path / "back", "--model", "bert", "--to", "nvlm")
     assert r.exit_code == 0, r.output
-    before, after = weights_of(trained), weights_of(tmp_path / "back")
+    before, after = checkpoint_values(trained), checkpoint_values(tmp_path / "back")
     assert len(before) == len(after)
     for key, value in after.items():
         if value.dtype == np.float32:  # weights; int tensors are dropout RNG counters

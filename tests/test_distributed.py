@@ -32,7 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import checkpoint_values
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -119,17 +119,8 @@ def nvlm_process(*args: str, env: dict | None = None, timeout: float = 300):
     return proc, time.time()
 
 
-def weights_of(run: Path) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
-    return {
-        k: reader.get_tensor(k)
-        for k in reader.get_variable_to_shape_map()
-        if k.startswith("state/model_vars/")
-    }
-
-
 def assert_same_weights(a: Path, b: Path, atol: float = 1e-5) -> None:
-    wa, wb = weights_of(a), weights_of(b)
+    wa, wb = checkpoint_values(a), checkpoint_values(b)
     assert wa.keys() == wb.keys() and len(wa) > 10
     for key in wa:
         np.testing.assert_allclose(wb[key], wa[key], atol=atol, rtol=0, err_msg=key)

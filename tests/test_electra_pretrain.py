@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import checkpoint_values, kill_after_checkpoint
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -53,15 +51,6 @@ def error_line(result) -> str:
     lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
     assert len(lines) == 1, result.stderr
     return lines[0]
-
-
-def weights_of(run: Path) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
-    return {
-        k: reader.get_tensor(k)
-        for k in reader.get_variable_to_shape_map()
-        if k.startswith("state/model_vars/")
-    }
 
 
 @pytest.fixture(scope="module")
@@ -163,23 +152,13 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(command(tmp_path / "full"), check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(command(tmp_path / "killed"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    pointer = tmp_path / "killed" / "checkpoints" / "checkpoint"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and "ckpt-10" in pointer.read_text():
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_checkpoint(command(tmp_path / "killed"), tmp_path / "killed", env)
     assert not (tmp_path / "killed" / "hf").exists()  # exported only when complete
     rerun = subprocess.run(command(tmp_path / "killed") + ["--json"], check=True, env=env,
                            capture_output=True, text=True)  # fmt: skip
     summary = json.loads(rerun.stdout)
     assert 10 <= summary["resumed_from_step"] < 30 and summary["steps"] == 30
-    full, resumed = weights_of(tmp_path / "full"), weights_of(tmp_path / "killed")
+    full, resumed = checkpoint_values(tmp_path / "full"), checkpoint_values(tmp_path / "killed")
     assert full.keys() == resumed.keys()
     for key in full:  # weights AND seed-generator states (dropout, masking, sampling)
         if full[key].dtype == np.float32:
@@ -200,7 +179,7 @@ def test_convert_parts_and_round_trip(shards, tmp_path):
     assert {p.name for p in (tmp_path / "pair").iterdir()} == {"discriminator", "generator"}
     ok(invoke("convert", tmp_path / "pair", tmp_path / "back", "--model", "electra",
               "--to", "nvlm"))  # fmt: skip
-    before, after = weights_of(run), weights_of(tmp_path / "back")
+    before, after = checkpoint_values(run), checkpoint_values(tmp_path / "back")
     assert len(before) == len(after)
     for key, value in after.items():
         if value.dtype == np.float32:  # weights; int64 pairs are seed-generator states

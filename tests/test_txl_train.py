@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import checkpoint_values, kill_after_checkpoint
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -62,12 +61,6 @@ def pretrain(data: Path, out: Path, *extra, steps: int = 4):
 def evaluate(run: Path, data: Path, *extra):
     return invoke("eval", "--model", "transformer-xl", "--task", "lm", "--init", run,
                   "--data", data, "--json", *extra)  # fmt: skip
-
-
-def checkpoint_of(run: Path) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if k.startswith("state/")}  # fmt: skip
 
 
 def memory_of(state: dict[str, np.ndarray]) -> np.ndarray:
@@ -149,7 +142,7 @@ def test_every_precision_trains_a_few_steps(corpus, tmp_path, precision):
     assert summary["precision"] == precision and summary["steps"] == 3
     assert np.isfinite(summary["final"]["loss"]) and summary["final"]["ppl"] > 1
     dtype = {"amp": np.float16, "bf16": tf.bfloat16.as_numpy_dtype}.get(precision, np.float32)
-    assert memory_of(checkpoint_of(tmp_path / precision)).dtype == dtype
+    assert memory_of(checkpoint_values(tmp_path / precision, "state/")).dtype == dtype
 
 
 def test_xla_step(corpus, tmp_path):
@@ -167,22 +160,15 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(corpus, tmp_path):
                 "--data", str(corpus), "--out", str(out), *args]  # fmt: skip
 
     subprocess.run(command(tmp_path / "full"), check=True, env=ENV, capture_output=True)
-    proc = subprocess.Popen(command(tmp_path / "killed"), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    pointer = tmp_path / "killed" / "checkpoints" / "checkpoint"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and "ckpt-10" in pointer.read_text():
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_checkpoint(command(tmp_path / "killed"), tmp_path / "killed", ENV)
     rerun = subprocess.run(command(tmp_path / "killed") + ["--json"], check=True, env=ENV,
                            capture_output=True, text=True)  # fmt: skip
     summary = json.loads(rerun.stdout)
     assert 10 <= summary["resumed_from_step"] < 30 and summary["steps"] == 30
-    full, resumed = checkpoint_of(tmp_path / "full"), checkpoint_of(tmp_path / "killed")
+    full, resumed = (
+        checkpoint_values(tmp_path / "full", "state/"),
+        checkpoint_values(tmp_path / "killed", "state/"),
+    )
     assert full.keys() == resumed.keys()
     assert np.abs(memory_of(full)).max() > 0  # the memories are saved...
     for key in full:  # ...and, like every other piece of state, continued exactly
@@ -205,7 +191,10 @@ def test_two_ranks_match_one_process_memories_included(corpus, tmp_path):
     two = json_of(invoke(*base(6), "--out", tmp_path / "two", "--gpus", 2, "--set",
                          "train.batch_size=4", "--launcher", "horovodrun", "--json"))  # fmt: skip
     assert (one["global_batch"], two["global_batch"], two["processes"]) == (8, 8, 2)
-    a, b = checkpoint_of(tmp_path / "one"), checkpoint_of(tmp_path / "two")
+    a, b = (
+        checkpoint_values(tmp_path / "one", "state/"),
+        checkpoint_values(tmp_path / "two", "state/"),
+    )
     # Rank 1's rows of the memory reached rank 0's checkpoint (gathered before saving).
     np.testing.assert_allclose(memory_of(b), memory_of(a), atol=1e-5, rtol=0)
     for key in a:
@@ -220,7 +209,7 @@ def test_two_ranks_match_one_process_memories_included(corpus, tmp_path):
     tf.compat.v1.train.update_checkpoint_state(str(resumed / "checkpoints"), "ckpt-5")
     summary = json_of(invoke(*base(6), "--out", resumed, "--set", "train.batch_size=8", "--json"))
     assert summary["resumed_from_step"] == 5 and summary["processes"] == 1
-    a, b = checkpoint_of(tmp_path / "one"), checkpoint_of(resumed)
+    a, b = checkpoint_values(tmp_path / "one", "state/"), checkpoint_values(resumed, "state/")
     np.testing.assert_allclose(memory_of(b), memory_of(a), atol=1e-5, rtol=0)
 
 
