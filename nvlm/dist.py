@@ -125,8 +125,12 @@ def pin_process(local_rank: int, local_size: int) -> str:
         share = cores if cores < (os.cpu_count() or cores) else cores // max(1, local_size)
         threads = max(1, share)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-        # Independent ops in parallel only when there are cores to spare for them.
-        tf.config.threading.set_inter_op_parallelism_threads(1 if threads < 4 else 2)
+        # With one core, independent ops one after the other. With more, TensorFlow's default
+        # (independent ops in parallel, each on the shared intra-op pool): limiting a 2-core
+        # process to one op at a time made a BERT-base training step 20% slower (3.48 s
+        # against 2.84 s of compute, TF 2.21).
+        if threads == 1:
+            tf.config.threading.set_inter_op_parallelism_threads(1)
         return f"CPU, {threads} thread(s) of {os.cpu_count()} cores"
     except RuntimeError as exc:  # TensorFlow already initialized: too late to pin
         warnings.warn(f"could not pin rank {local_rank}: {exc}", stacklevel=2)

@@ -132,6 +132,36 @@ def test_pretrainer_ties_the_decoder_and_returns_float32_logits():
     assert len(clone.weights) == len(pretrainer.weights)
 
 
+def test_pretrainer_last_layer_at_the_heads_equals_the_full_backbone():
+    # The pretrainer runs its last block only at [CLS] and the masked positions; its outputs
+    # and gradients must be those of the heads on the full backbone's output.
+    keras.utils.set_random_seed(7)
+    pretrainer = BertPretrainer(
+        BertBackbone(**tiny(dropout=0.0, attention_dropout=0.0).to_backbone_kwargs())
+    )
+    batch = make_batch()
+    weights = pretrainer.trainable_variables
+    results = []
+    for subset in (True, False):
+        with tf.GradientTape() as tape:
+            if subset:
+                out = pretrainer(batch, training=True)
+            else:
+                encoded = pretrainer.backbone(backbone_inputs(batch), training=True)
+                out = {
+                    "mlm_logits": pretrainer.mlm_head(
+                        encoded["sequence_output"], batch["masked_lm_positions"]
+                    ),
+                    "nsp_logits": pretrainer.nsp_head(encoded["pooled_output"]),
+                }
+            loss = pretraining_losses(out, batch)["loss"]
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, weights)]
+        results.append([out["mlm_logits"], out["nsp_logits"], loss, *grads])
+    assert all(g is not None for g in results[0][3:])
+    for ours, full in zip(*results, strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(full), atol=1e-5)
+
+
 def test_pretraining_losses_match_a_numpy_computation():
     rng = np.random.default_rng(3)
     batch = make_batch()

@@ -247,3 +247,66 @@ def test_encoder_block_under_xla_matches_eager():
     eager = np.asarray(block(x, attention_mask=mask))
     compiled = tf.function(lambda a, m: block(a, attention_mask=m), jit_compile=True)
     np.testing.assert_allclose(np.asarray(compiled(x, mask)), eager, atol=1e-5)
+
+
+def _unfused_block(block: TransformerEncoderBlock, x, mask):
+    """The block's formula from its sub-layers' own calls (no fused bias + GELU), no dropout."""
+    x = block.attention_norm(x + block.attention(x, attention_mask=mask))
+    return block.output_norm(x + block.output_dense(block.intermediate(x)))
+
+
+def test_encoder_block_matches_its_sublayers_formula_forward_and_backward():
+    keras.utils.set_random_seed(3)
+    block = TransformerEncoderBlock(HIDDEN, HEADS, intermediate_size=32, initializer_range=0.3)
+    x, mask = _padded_batch()
+    x = tf.constant(x)
+    weight = tf.constant(np.random.default_rng(4).normal(size=(2, 6, HIDDEN)), tf.float32)
+    results = []
+    for fn in (
+        lambda t: block(t, attention_mask=mask, training=True),
+        lambda t: _unfused_block(block, t, mask),
+    ):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * weight)
+        results.append([y, *tape.gradient(loss, [x, *block.trainable_variables])])
+    assert len(results[0]) == 2 + len(block.trainable_variables)
+    for fused, plain in zip(*results, strict=True):
+        np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), atol=2e-5)
+
+
+def test_bias_gelu_matches_autodiff():
+    from nvlm.layers.activations import bias_gelu
+
+    rng = np.random.default_rng(2)
+    h = tf.constant(rng.normal(size=(4, 3, 8)) * 2, tf.float32)
+    bias = tf.constant(rng.normal(size=8), tf.float32)
+    weight = tf.constant(rng.normal(size=(4, 3, 8)), tf.float32)
+    results = []
+    for fn in (bias_gelu, lambda a, b: tf.nn.gelu(a + b, approximate=False)):
+        with tf.GradientTape() as tape:
+            tape.watch([h, bias])
+            loss = tf.reduce_sum(fn(h, bias) * weight)
+        results.append([loss, *tape.gradient(loss, [h, bias])])
+    for ours, expected in zip(*results, strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_block_at_query_positions_is_the_full_block_gathered():
+    keras.utils.set_random_seed(5)
+    block = TransformerEncoderBlock(HIDDEN, HEADS, intermediate_size=32, initializer_range=0.3)
+    x, mask = _padded_batch()
+    positions = np.array([[0, 2, 3], [0, 5, 1]], np.int32)
+    weight = tf.constant(np.random.default_rng(6).normal(size=(2, 3, HIDDEN)), tf.float32)
+    results = []
+    for subset in (True, False):
+        with tf.GradientTape() as tape:
+            if subset:
+                y = block(x, attention_mask=mask, query_positions=positions)
+            else:
+                y = tf.gather(block(x, attention_mask=mask), positions, batch_dims=1)
+            loss = tf.reduce_sum(y * weight)
+        results.append([y, *tape.gradient(loss, block.trainable_variables)])
+    for ours, expected in zip(*results, strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), atol=2e-5)

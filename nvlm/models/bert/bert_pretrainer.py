@@ -7,8 +7,32 @@ from keras import ops
 
 from nvlm.layers import MaskedLMHead
 from nvlm.models.bert.bert_backbone import BACKBONE_INPUTS, BertBackbone, select_inputs
+from nvlm.models.bert.encoder_backbone import run_blocks
 
 PRETRAINER_INPUTS = (*BACKBONE_INPUTS, "masked_lm_positions")
+
+
+def last_layer_at_heads(backbone: BertBackbone, inputs: dict) -> tuple:
+    """The backbone's forward pass with its last block computed only where the heads read.
+
+    The masked-LM head reads the last layer at the masked positions and the pooler at [CLS]
+    (position 0); every other position's last-layer output is discarded. So the last block
+    takes queries only at `[0, *masked_lm_positions]` (attending over the whole sequence), and
+    its feed-forward network, attention output and query projection run on 1 + P rows instead
+    of seq: at BERT-base, seq 128 and 20 predictions, 83% of the last block's query-side work,
+    about 5% of a training step's FLOPs. The results are those of the full pass (see
+    `tests/test_bert_model.py`); only the dropout masks of the last block are drawn over fewer
+    values.
+
+    Returns (`[batch, 1 + P, hidden]` last-layer rows, `[batch, P]` the masked positions'
+    rows in them, i.e. 1..P).
+    """
+    x = backbone.embeddings(inputs["input_ids"], inputs["segment_ids"])
+    x, _ = run_blocks(x, backbone.blocks[:-1], inputs["input_mask"])
+    positions = ops.cast(inputs["masked_lm_positions"], "int32")
+    rows = ops.pad(positions, [[0, 0], [1, 0]])  # [CLS] first
+    picked = backbone.blocks[-1](x, attention_mask=inputs["input_mask"], query_positions=rows)
+    return picked, ops.cumsum(ops.ones_like(positions), axis=1)
 
 
 @keras.saving.register_keras_serializable(package="nvlm")
@@ -67,10 +91,11 @@ class BertPretrainer(keras.Model):
         inputs = {
             name: keras.Input(shape=(None,), dtype="int32", name=name) for name in PRETRAINER_INPUTS
         }
-        encoded = backbone(inputs)
+        picked, read_at = last_layer_at_heads(backbone, inputs)
+        pooled = backbone.pooler(picked[:, 0, :])
         outputs = {
-            "mlm_logits": mlm_head(encoded["sequence_output"], inputs["masked_lm_positions"]),
-            "nsp_logits": ops.cast(nsp_head(encoded["pooled_output"]), "float32"),
+            "mlm_logits": mlm_head(picked, read_at),
+            "nsp_logits": ops.cast(nsp_head(pooled), "float32"),
         }
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
