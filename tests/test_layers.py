@@ -310,3 +310,46 @@ def test_block_at_query_positions_is_the_full_block_gathered():
         results.append([y, *tape.gradient(loss, block.trainable_variables)])
     for ours, expected in zip(*results, strict=True):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), atol=2e-5)
+
+
+def test_unpadded_block_equals_the_padded_one_at_real_tokens():
+    keras.utils.set_random_seed(9)
+    block = TransformerEncoderBlock(HIDDEN, HEADS, intermediate_size=32, initializer_range=0.3)
+    x, mask = _padded_batch()
+    x = tf.constant(x)
+    real = tf.constant(mask[:, :, None], tf.float32)
+    weight = tf.constant(np.random.default_rng(10).normal(size=(2, 6, HIDDEN)), tf.float32)
+    results = []
+    for unpad in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = block(x, attention_mask=mask, training=True, unpad=unpad)
+            loss = tf.reduce_sum(y * real * weight)  # heads read real tokens only
+        grads = tape.gradient(loss, [x, *block.trainable_variables])
+        results.append([y * real, *grads])
+    for ours, padded in zip(*results, strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(padded), atol=2e-5)
+
+
+def test_unpadding_is_skipped_under_xla():
+    # XLA needs static shapes: traced with jit_compile, a block asked to unpad runs padded
+    # (its padding rows are computed, not zeros) and compiles.
+    block = TransformerEncoderBlock(HIDDEN, HEADS, intermediate_size=32)
+    x, mask = _padded_batch()
+    compiled = tf.function(lambda a, m: block(a, attention_mask=m, unpad=True), jit_compile=True)
+    out = np.asarray(compiled(x, mask))
+    np.testing.assert_allclose(out, np.asarray(block(x, attention_mask=mask)), atol=1e-5)
+    assert np.abs(out[0, 4:]).max() > 0.1
+
+
+def test_token_rows_are_the_real_tokens_then_padding_up_to_a_bucket(monkeypatch):
+    from nvlm.layers import transformer_encoder_block as module
+
+    monkeypatch.setattr(module, "ROW_BUCKET", 4)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], np.int32)  # 4 real of 10
+    rows = np.asarray(module._token_rows(tf.constant(mask)))[:, 0]
+    np.testing.assert_array_equal(rows, [0, 1, 2, 5])
+    mask[1, 1] = 1  # 5 real: rounded up to 8 rows, the real ones first
+    rows = np.asarray(module._token_rows(tf.constant(mask)))[:, 0]
+    np.testing.assert_array_equal(rows[:5], [0, 1, 2, 5, 6])
+    assert len(rows) == 8 and len(set(rows)) == 8

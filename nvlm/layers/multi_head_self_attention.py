@@ -89,12 +89,18 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def call(self, x, attention_mask=None, training=None, query_positions=None):
         return self.output_dense(self.attend(x, attention_mask, training, query_positions))
 
-    def attend(self, x, attention_mask=None, training=None, query_positions=None):
+    def attend(self, x, attention_mask=None, training=None, query_positions=None, projected=None):
         """The heads' concatenated context vectors, `[batch, queries, hidden]`: `call`
-        without the output projection (which a caller may fuse with what follows it)."""
+        without the output projection (which a caller may fuse with what follows it).
+
+        `projected`: `self.qkv(x)` already computed (`[batch, seq, 3 * hidden]`), e.g. on the
+        real tokens only and scattered back (`TransformerEncoderBlock(unpad=True)`).
+        """
         batch, seq_len = ops.shape(x)[0], ops.shape(x)[1]
         if query_positions is None:
-            qkv = ops.reshape(self.qkv(x), (batch, seq_len, 3, self.num_heads, self.head_dim))
+            if projected is None:
+                projected = self.qkv(x)
+            qkv = ops.reshape(projected, (batch, seq_len, 3, self.num_heads, self.head_dim))
             # [3, batch, heads, seq, head_dim], then unstacked: the gradient of unstack is one
             # stack, where three slices would each scatter into a zero tensor of the full size.
             query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)

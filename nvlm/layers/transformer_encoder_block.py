@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
+from tensorflow.python.ops import control_flow_util
 
 from nvlm.layers.activations import bias_gelu, gelu
 from nvlm.layers.layer_norm import LayerNorm
 from nvlm.layers.multi_head_self_attention import MultiHeadSelfAttention
+
+
+def _tracing_for_xla() -> bool:
+    """True while a `jit_compile` function (or one it calls) is being traced: XLA needs
+    static shapes, which the unpadded path (a data-dependent token count) does not have."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+# Row counts of the unpadded path are rounded up to a multiple of this, so that the XLA
+# kernels inside a block (bias + GELU) compile for a few shapes, not for every token count.
+ROW_BUCKET = 64
+
+
+def _token_rows(attention_mask):
+    """`[rows, 1]` int64 indices into the flattened `[batch * seq]` positions: every real
+    token, then padding positions up to a multiple of `ROW_BUCKET` rows (at most all)."""
+    real = tf.cast(tf.reshape(attention_mask, [-1]) > 0, tf.int32)
+    count = tf.reduce_sum(real)
+    rows = tf.minimum(tf.size(real), (count + ROW_BUCKET - 1) // ROW_BUCKET * ROW_BUCKET)
+    order = tf.argsort(real, direction="DESCENDING", stable=True)
+    return tf.cast(order[:rows], tf.int64)[:, None]
 
 
 @keras.saving.register_keras_serializable(package="nvlm")
@@ -36,6 +59,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         training: whether dropout is active.
         query_positions: optional int `[batch, P]`: the block's output only at these
             positions, `[batch, P, hidden]` (see `MultiHeadSelfAttention`).
+        unpad: compute the per-token layers on the real tokens of a `[batch, seq]` mask only
+            (see `_call_unpadded`); padding rows of the output are then not computed (zeros,
+            or values no head may read). Ignored when
+            traced for XLA (which needs static shapes).
 
     Example:
     >>> block = TransformerEncoderBlock(hidden_size=16, num_heads=2, intermediate_size=64)
@@ -97,7 +124,15 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.output_norm.build(shape)
         self.built = True
 
-    def call(self, x, attention_mask=None, training=None, query_positions=None):
+    def call(self, x, attention_mask=None, training=None, query_positions=None, unpad=False):
+        if (
+            unpad
+            and query_positions is None
+            and attention_mask is not None
+            and len(attention_mask.shape) == 2
+            and not _tracing_for_xla()
+        ):
+            return self._call_unpadded(x, attention_mask, training)
         context = self.attention.attend(x, attention_mask, training, query_positions)
         if query_positions is not None:
             x = ops.take_along_axis(x, ops.cast(query_positions, "int32")[:, :, None], axis=1)
@@ -106,6 +141,29 @@ class TransformerEncoderBlock(keras.layers.Layer):
         )
         hidden = self.output_dense(self._feed_forward_in(x))
         return self.output_norm(x + self.dropout_layer(hidden, training=training))
+
+    def _call_unpadded(self, x, attention_mask, training):
+        """`call` with every per-token layer (the QKV and output projections, the feed-forward
+        network, LayerNorms, dropout) on the real tokens only, `[tokens, hidden]`; only the
+        attention itself runs on the padded `[batch, seq]` layout. The outputs at real tokens
+        are `call`'s; padding rows are zeros or computed as usual (see `_token_rows`): callers
+        that unpad never read them.
+        """
+        batch, seq_len = ops.shape(x)[0], ops.shape(x)[1]
+        width = self.hidden_size
+        flat_shape = tf.cast(tf.stack([batch * seq_len, width]), tf.int64)
+        rows = _token_rows(attention_mask)
+        tokens = tf.gather_nd(tf.reshape(x, [-1, width]), rows)
+
+        projected = tf.scatter_nd(rows, self.attention.qkv(tokens), flat_shape * [1, 3])
+        projected = tf.reshape(projected, [batch, seq_len, 3 * width])
+        context = self.attention.attend(x, attention_mask, training, projected=projected)
+        context = tf.gather_nd(tf.reshape(context, [-1, width]), rows)
+        attended = self.attention.output_dense(context)
+        tokens = self.attention_norm(tokens + self.dropout_layer(attended, training=training))
+        hidden = self.output_dense(self._feed_forward_in(tokens))
+        tokens = self.output_norm(tokens + self.dropout_layer(hidden, training=training))
+        return tf.reshape(tf.scatter_nd(rows, tokens, flat_shape), [batch, seq_len, width])
 
     def _feed_forward_in(self, x):
         """`self.intermediate(x)`, with the bias add and GELU (and their gradients) fused."""

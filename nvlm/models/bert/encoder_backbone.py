@@ -71,12 +71,17 @@ def encoder_blocks(config: dict, dtype=None) -> list[TransformerEncoderBlock]:
     ]
 
 
-def run_blocks(x, blocks: list[TransformerEncoderBlock], attention_mask) -> tuple:
+def run_blocks(
+    x, blocks: list[TransformerEncoderBlock], attention_mask, unpad: bool = False
+) -> tuple:
     """(the last block's output, hidden states): `x`, then each block's output, so that
-    `hidden_states[K]` is layer K (feature extraction with `--layer K`)."""
+    `hidden_states[K]` is layer K (feature extraction with `--layer K`).
+
+    `unpad`: the blocks compute on the real tokens only and return zeros at padding (for
+    heads that never read padding positions; see `TransformerEncoderBlock`)."""
     hidden_states = [x]
     for block in blocks:
-        x = block(x, attention_mask=attention_mask)
+        x = block(x, attention_mask=attention_mask, unpad=unpad)
         hidden_states.append(x)
     return x, hidden_states
 
