@@ -238,6 +238,25 @@ def test_pretraining_step_under_xla_lowers_the_loss():
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_question_answerer_unpads_and_keeps_the_checkpoint_variable_order():
+    keras.utils.set_random_seed(4)
+    backbone = BertBackbone(**tiny().to_backbone_kwargs())
+    qa = BertQuestionAnswerer(backbone)
+    # Run checkpoints index `model.variables`: the backbone's (pooler included), then the head's.
+    expected = [v.path for v in backbone.variables] + [v.path for v in qa.span_head.variables]
+    assert [v.path for v in qa.variables] == expected
+    batch = make_batch()
+    out = qa(batch, training=False)
+    padded = qa.span_head(backbone(backbone_inputs(batch), training=False)["sequence_output"])
+    real = batch["input_mask"] > 0
+    np.testing.assert_allclose(
+        np.asarray(out["start_logits"])[real], np.asarray(padded)[..., 0][real], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(out["end_logits"])[real], np.asarray(padded)[..., 1][real], atol=1e-5
+    )
+
+
 def test_question_answerer_gives_start_and_end_logits_per_token():
     qa = BertQuestionAnswerer(BertBackbone(**tiny().to_backbone_kwargs()))
     out = qa(backbone_inputs(make_batch()))

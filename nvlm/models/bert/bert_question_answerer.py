@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from nvlm.models.bert.bert_backbone import BACKBONE_INPUTS, BertBackbone, select_inputs
+from nvlm.models.bert.encoder_backbone import run_blocks
 
 
 @keras.saving.register_keras_serializable(package="nvlm")
@@ -13,8 +14,8 @@ class BertQuestionAnswerer(keras.Model):
     """A `BertBackbone` with a span head: one dense layer with 2 outputs per token.
 
     This is the SQuAD model of Devlin et al. 2018 (section 4.2): a start vector and an end
-    vector dotted with every token's final hidden state. The logits of padding positions are
-    left as computed; answer extraction only looks at context tokens.
+    vector dotted with every token's final hidden state. Padding positions are not computed
+    (see `TransformerEncoderBlock(unpad=True)`); answer extraction only looks at context tokens.
 
     Inputs: the backbone's (`input_ids`, `input_mask`, `segment_ids`).
 
@@ -49,13 +50,22 @@ class BertQuestionAnswerer(keras.Model):
         inputs = {
             name: keras.Input(shape=(None,), dtype="int32", name=name) for name in BACKBONE_INPUTS
         }
-        encoded = backbone(inputs)
-        logits = ops.cast(span_head(encoded["sequence_output"]), "float32")
+        # The backbone's blocks on the real tokens only: the per-token layers skip padding,
+        # most of a 384-token SQuAD feature when its context is short (padding positions get
+        # the head's bias, or values from a rounded-up row count; decoding never reads them).
+        x = backbone.embeddings(inputs["input_ids"], inputs["segment_ids"])
+        x, _ = run_blocks(x, backbone.blocks, inputs["input_mask"], unpad=True)
+        logits = ops.cast(span_head(x), "float32")
         outputs = {"start_logits": logits[:, :, 0], "end_logits": logits[:, :, 1]}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         self.backbone = backbone
         self.span_head = span_head
+        # Checkpoints store `model.variables` by index; keep the order of a model that calls
+        # `backbone(inputs)` (the backbone's, pooler included, then the head's), which the
+        # graph above, reaching the backbone's layers one by one, would change.
+        self._layers.remove(backbone)
+        self._layers.insert(0, backbone)
 
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(select_inputs(inputs, BACKBONE_INPUTS), *args, **kwargs)
