@@ -238,9 +238,16 @@ def test_pretraining_step_under_xla_lowers_the_loss():
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_question_answerer_unpads_and_keeps_the_checkpoint_variable_order():
+@pytest.mark.parametrize("kind", ["bert", "electra-projected"])
+def test_question_answerer_unpads_and_keeps_the_checkpoint_variable_order(kind):
+    from nvlm.models.electra.electra_backbone import ElectraBackbone
+
     keras.utils.set_random_seed(4)
-    backbone = BertBackbone(**tiny().to_backbone_kwargs())
+    if kind == "bert":
+        backbone = BertBackbone(**tiny().to_backbone_kwargs())
+    else:  # ELECTRA's simple QA head: embeddings narrower than the blocks, then a projection
+        backbone = ElectraBackbone(VOCAB, hidden_size=32, num_layers=2, num_heads=2,
+                                   intermediate_size=64, embedding_size=16)  # fmt: skip
     qa = BertQuestionAnswerer(backbone)
     # Run checkpoints index `model.variables`: the backbone's (pooler included), then the head's.
     expected = [v.path for v in backbone.variables] + [v.path for v in qa.span_head.variables]

@@ -27,7 +27,7 @@ def last_layer_at_heads(backbone: BertBackbone, inputs: dict) -> tuple:
     Returns (`[batch, 1 + P, hidden]` last-layer rows, `[batch, P]` the masked positions'
     rows in them, i.e. 1..P).
     """
-    x = backbone.embeddings(inputs["input_ids"], inputs["segment_ids"])
+    x = backbone.embed(inputs)
     x, _ = run_blocks(x, backbone.blocks[:-1], inputs["input_mask"], unpad=True)
     positions = ops.cast(inputs["masked_lm_positions"], "int32")
     rows = ops.pad(positions, [[0, 0], [1, 0]])  # [CLS] first

@@ -53,7 +53,7 @@ class BertQuestionAnswerer(keras.Model):
         # The backbone's blocks on the real tokens only: the per-token layers skip padding,
         # most of a 384-token SQuAD feature when its context is short (padding positions get
         # the head's bias, or values from a rounded-up row count; decoding never reads them).
-        x = backbone.embeddings(inputs["input_ids"], inputs["segment_ids"])
+        x = backbone.embed(inputs)
         x, _ = run_blocks(x, backbone.blocks, inputs["input_mask"], unpad=True)
         logits = ops.cast(span_head(x), "float32")
         outputs = {"start_logits": logits[:, :, 0], "end_logits": logits[:, :, 1]}

@@ -120,6 +120,11 @@ class EncoderBackbone(keras.Model):
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(select_inputs(inputs, BACKBONE_INPUTS), *args, **kwargs)
 
+    def embed(self, inputs: dict):
+        """The first block's input for a dict of backbone inputs (in a functional graph of a
+        model that runs the blocks itself): the embeddings, in this base class."""
+        return self.embeddings(inputs["input_ids"], inputs["segment_ids"])
+
     @property
     def token_embedding(self) -> keras.layers.Embedding:
         """The word embedding layer (the matrix a masked-LM head ties to)."""

@@ -109,3 +109,8 @@ class ElectraBackbone(EncoderBackbone):
         self.embeddings = embeddings
         self.projection = projection
         self.blocks = blocks
+
+    def embed(self, inputs: dict):
+        """The embeddings, projected to the hidden size when they are narrower."""
+        x = super().embed(inputs)
+        return x if self.projection is None else self.projection(x)
