@@ -35,17 +35,14 @@ def _bias_gelu_backward(h, bias, upstream):
 
 
 @tf.custom_gradient
-def _bias_gelu(h, bias):
+def bias_gelu(h, bias):
+    """`gelu(h + bias)`, the bias add, GELU and their gradients (with the bias's) each one
+    fused XLA kernel: the feed-forward layer's `Dense(activation=gelu)` after its matmul."""
+
     def grad(upstream):
         return _bias_gelu_backward(h, bias, upstream)
 
     return _bias_gelu_forward(h, bias), grad
-
-
-def bias_gelu(h, bias):
-    """`gelu(h + bias)`, the bias add, GELU and their gradients (with the bias's) each one
-    fused XLA kernel: the feed-forward layer's `Dense(activation=gelu)` after its matmul."""
-    return _bias_gelu(h, bias)
 
 
 @tf.custom_gradient

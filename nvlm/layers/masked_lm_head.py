@@ -8,6 +8,7 @@ from keras import ops
 
 from nvlm.layers.activations import gelu
 from nvlm.layers.layer_norm import LayerNorm
+from nvlm.layers.positions import gather_rows
 
 
 @keras.saving.register_keras_serializable(package="nvlm")
@@ -90,13 +91,9 @@ class MaskedLMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, sequence_output, positions):
-        shape = ops.shape(sequence_output)
-        batch, seq_len, width = shape[0], shape[1], sequence_output.shape[-1]
-        positions = ops.cast(positions, "int32")
-        # Flatten to [batch * seq, hidden] and gather rows batch * seq + position: one gather.
-        offsets = ops.arange(batch, dtype="int32")[:, None] * seq_len
-        flat_positions = ops.reshape(positions + offsets, (-1,))
-        gathered = ops.take(ops.reshape(sequence_output, (-1, width)), flat_positions, axis=0)
+        batch = ops.shape(sequence_output)[0]
+        width = sequence_output.shape[-1]
+        gathered = ops.reshape(gather_rows(sequence_output, positions), (-1, width))
 
         hidden = self.norm(self.transform(gathered))
         dtype = self._decoder_dtype()

@@ -7,6 +7,8 @@ import math
 import keras
 from keras import ops
 
+from nvlm.layers.positions import gather_rows
+
 # Added to the scores of masked keys. -10000 is what Google's BERT uses; it fits float16
 # (max 65504) and bfloat16, and exp(-10000) underflows to exactly 0 in float32, so a masked
 # key gets zero weight without an overflow to -inf (which turns fully masked rows into NaN).
@@ -100,10 +102,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if query_positions is None:
             if projected is None:
                 projected = self.qkv(x)
-            qkv = ops.reshape(projected, (batch, seq_len, 3, self.num_heads, self.head_dim))
-            # [3, batch, heads, seq, head_dim], then unstacked: the gradient of unstack is one
-            # stack, where three slices would each scatter into a zero tensor of the full size.
-            query, key, value = ops.unstack(ops.transpose(qkv, (2, 0, 3, 1, 4)), 3, axis=0)
+            query, key, value = self._split_heads(projected, 3)
             num_queries = seq_len
         else:
             query, key, value = self._subset_projections(x, query_positions)
@@ -130,17 +129,24 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         thirds all rows: the outputs at those positions equal the full layer's, for P/seq of
         the query, score, context and output-projection work.
         """
-        batch, seq_len = ops.shape(x)[0], ops.shape(x)[1]
         width = self.hidden_size
         kernel = ops.cast(self.qkv.kernel, self.compute_dtype)
         bias = ops.cast(self.qkv.bias, self.compute_dtype)
-        picked = ops.take_along_axis(x, ops.cast(query_positions, "int32")[:, :, None], axis=1)
-        query = ops.matmul(picked, kernel[:, :width]) + bias[:width]
-        key_value = ops.matmul(x, kernel[:, width:]) + bias[width:]
-        key_value = ops.reshape(key_value, (batch, seq_len, 2, self.num_heads, self.head_dim))
-        key, value = ops.unstack(ops.transpose(key_value, (2, 0, 3, 1, 4)), 2, axis=0)
-        query = ops.reshape(query, (batch, -1, self.num_heads, self.head_dim))
-        return ops.transpose(query, (0, 2, 1, 3)), key, value
+        query = ops.matmul(gather_rows(x, query_positions), kernel[:, :width]) + bias[:width]
+        key, value = self._split_heads(ops.matmul(x, kernel[:, width:]) + bias[width:], 2)
+        (query,) = self._split_heads(query, 1)
+        return query, key, value
+
+    def _split_heads(self, projected, parts: int) -> list:
+        """`[batch, seq, parts * hidden]` -> `parts` tensors `[batch, heads, seq, head_dim]`.
+
+        One transpose to `[parts, batch, heads, seq, head_dim]`, then unstacked: the gradient
+        of unstack is one stack, where slices would each scatter into a zero tensor of the
+        full size.
+        """
+        batch, seq_len = ops.shape(projected)[0], ops.shape(projected)[1]
+        heads = ops.reshape(projected, (batch, seq_len, parts, self.num_heads, self.head_dim))
+        return ops.unstack(ops.transpose(heads, (2, 0, 3, 1, 4)), parts, axis=0)
 
     def _mask_bias(self, attention_mask):
         """1/0 mask -> additive bias broadcastable to `[batch, heads, query, key]`."""

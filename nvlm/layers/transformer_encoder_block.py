@@ -10,6 +10,7 @@ from tensorflow.python.ops import control_flow_util
 from nvlm.layers.activations import bias_gelu, gelu
 from nvlm.layers.layer_norm import LayerNorm
 from nvlm.layers.multi_head_self_attention import MultiHeadSelfAttention
+from nvlm.layers.positions import gather_rows
 
 
 def _tracing_for_xla() -> bool:
@@ -61,8 +62,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             positions, `[batch, P, hidden]` (see `MultiHeadSelfAttention`).
         unpad: compute the per-token layers on the real tokens of a `[batch, seq]` mask only
             (see `_call_unpadded`); padding rows of the output are then not computed (zeros,
-            or values no head may read). Ignored when
-            traced for XLA (which needs static shapes).
+            or values no head may read). Ignored when traced for XLA (which needs static
+            shapes).
 
     Example:
     >>> block = TransformerEncoderBlock(hidden_size=16, num_heads=2, intermediate_size=64)
@@ -135,10 +136,14 @@ class TransformerEncoderBlock(keras.layers.Layer):
             return self._call_unpadded(x, attention_mask, training)
         context = self.attention.attend(x, attention_mask, training, query_positions)
         if query_positions is not None:
-            x = ops.take_along_axis(x, ops.cast(query_positions, "int32")[:, :, None], axis=1)
-        x = self.attention_norm(
-            x + self.dropout_layer(self.attention.output_dense(context), training=training)
-        )
+            x = gather_rows(x, query_positions)
+        return self._after_attention(x, context, training)
+
+    def _after_attention(self, x, context, training):
+        """Output projection, residual + LayerNorm, feed-forward, residual + LayerNorm: the
+        per-token rest of the block, for `x` and its heads' `context` (same rows)."""
+        attended = self.attention.output_dense(context)
+        x = self.attention_norm(x + self.dropout_layer(attended, training=training))
         hidden = self.output_dense(self._feed_forward_in(x))
         return self.output_norm(x + self.dropout_layer(hidden, training=training))
 
@@ -159,10 +164,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         projected = tf.reshape(projected, [batch, seq_len, 3 * width])
         context = self.attention.attend(x, attention_mask, training, projected=projected)
         context = tf.gather_nd(tf.reshape(context, [-1, width]), rows)
-        attended = self.attention.output_dense(context)
-        tokens = self.attention_norm(tokens + self.dropout_layer(attended, training=training))
-        hidden = self.output_dense(self._feed_forward_in(tokens))
-        tokens = self.output_norm(tokens + self.dropout_layer(hidden, training=training))
+        tokens = self._after_attention(tokens, context, training)
         return tf.reshape(tf.scatter_nd(rows, tokens, flat_shape), [batch, seq_len, width])
 
     def _feed_forward_in(self, x):

@@ -77,8 +77,8 @@ def run_blocks(
     """(the last block's output, hidden states): `x`, then each block's output, so that
     `hidden_states[K]` is layer K (feature extraction with `--layer K`).
 
-    `unpad`: the blocks compute on the real tokens only and return zeros at padding (for
-    heads that never read padding positions; see `TransformerEncoderBlock`)."""
+    `unpad`: the blocks compute on the real tokens only; padding rows are then not computed
+    (for heads that never read padding positions; see `TransformerEncoderBlock`)."""
     hidden_states = [x]
     for block in blocks:
         x = block(x, attention_mask=attention_mask, unpad=unpad)
