@@ -342,14 +342,75 @@ def test_unpadding_is_skipped_under_xla():
     assert np.abs(out[0, 4:]).max() > 0.1
 
 
-def test_token_rows_are_the_real_tokens_then_padding_up_to_a_bucket(monkeypatch):
+def test_packing_is_the_real_tokens_then_padding_up_to_a_bucket(monkeypatch):
     from nvlm.layers import transformer_encoder_block as module
 
-    monkeypatch.setattr(module, "ROW_BUCKET", 4)
+    monkeypatch.setattr(module, "MIN_ROW_BUCKET", 4)
     mask = np.array([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], np.int32)  # 4 real of 10
-    rows = np.asarray(module._token_rows(tf.constant(mask)))[:, 0]
-    np.testing.assert_array_equal(rows, [0, 1, 2, 5])
+    np.testing.assert_array_equal(module._Packing(tf.constant(mask)).rows, [0, 1, 2, 5])
     mask[1, 1] = 1  # 5 real: rounded up to 8 rows, the real ones first
-    rows = np.asarray(module._token_rows(tf.constant(mask)))[:, 0]
+    packing = module._Packing(tf.constant(mask))
+    rows = np.asarray(packing.rows)
     np.testing.assert_array_equal(rows[:5], [0, 1, 2, 5, 6])
     assert len(rows) == 8 and len(set(rows)) == 8
+
+    # pack = the rows' gather, unpack = its scatter into zeros; each one's gradient the other.
+    flat = tf.constant(np.random.default_rng(0).normal(size=(10, 3)), tf.float32)
+    weights = tf.constant(np.random.default_rng(1).normal(size=(8, 3)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        packed = packing.pack(flat)
+        unpacked = packing.unpack(packed * weights)
+        loss = tf.reduce_sum(unpacked * unpacked)
+    np.testing.assert_array_equal(packed, tf.gather(flat, rows))
+    expected = tf.scatter_nd(rows[:, None], packed * weights, [10, 3])
+    np.testing.assert_array_equal(unpacked, expected)
+    left_out = sorted(set(range(10)) - set(rows))
+    np.testing.assert_array_equal(tf.gather(unpacked, left_out), np.zeros((2, 3)))
+    expected_grad = tf.scatter_nd(rows[:, None], 2 * packed * weights * weights, [10, 3])
+    np.testing.assert_allclose(tape.gradient(loss, flat), expected_grad, rtol=1e-6)
+
+
+def test_packing_buckets_bound_the_row_shapes():
+    from nvlm.layers.transformer_encoder_block import MIN_ROW_BUCKET, ROW_SHAPES, _Packing
+
+    counts = set()
+    for real in range(1, 8 * 512 + 1, 7):
+        mask = np.zeros((8, 512), np.int32)
+        mask.reshape(-1)[:real] = 1
+        counts.add(int(_Packing(tf.constant(mask)).rows.shape[0]))
+    assert len(counts) <= ROW_SHAPES and max(counts) == 8 * 512
+    assert sorted(counts)[:2] == [64, 128]  # 4096 positions: buckets of 4096 / 64
+    one_real = np.eye(1, 100, dtype=np.int32)
+    assert _Packing(tf.constant(one_real)).rows.shape[0] == MIN_ROW_BUCKET
+
+
+def test_dropout16_keeps_the_rate_and_the_expectation_and_masks_the_gradient_alike():
+    from nvlm.layers.dropout import Dropout, dropout16
+
+    x = tf.random.stateless_normal((64, 96, 128), seed=[3, 4])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = dropout16(x, 0.1, tf.constant([7, 8]))
+    grad = tape.gradient(y, x, output_gradients=tf.ones_like(x))
+    kept = np.asarray(grad) != 0  # the gradient of a kept element is the scale, else 0
+    assert abs(1 - kept.mean() - 0.1) < 0.002  # 786k draws: 5 standard deviations
+    scale = 65536 / (65536 - 6554)  # the exact inverse of the keep probability
+    np.testing.assert_allclose(np.asarray(grad)[kept], scale, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(y)[kept], np.asarray(x)[kept] * scale, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(y)[~kept], 0.0)
+    # Same seed, same mask; another seed, another one; two elements per 32-bit draw differ.
+    again = dropout16(x, 0.1, tf.constant([7, 8]))
+    np.testing.assert_array_equal(again, y)
+    other = np.asarray(dropout16(x, 0.1, tf.constant([7, 9]))) != 0
+    assert (other != (np.asarray(y) != 0)).mean() > 0.15
+    assert (kept[..., 0::2] != kept[..., 1::2]).mean() > 0.15
+
+    layer = Dropout(0.25, seed=5)
+    assert layer(x, training=False) is x
+    layer_kept = np.asarray(layer(x, training=True)) != 0
+    assert abs(1 - layer_kept.mean() - 0.25) < 0.003
+    # Odd last axis: Keras's own dropout; the config round-trips to the same class.
+    odd = layer(tf.ones((4, 7)), training=True)
+    assert set(np.unique(odd)) <= {0.0, np.float32(1 / 0.75)}
+    assert type(Dropout.from_config(layer.get_config())) is Dropout

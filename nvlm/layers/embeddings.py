@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nvlm.layers.dropout import Dropout
 from nvlm.layers.layer_norm import LayerNorm
 
 
@@ -78,7 +79,7 @@ class Embeddings(keras.layers.Layer):
             name="token_type_embeddings",
         )
         self.norm = LayerNorm(epsilon=layer_norm_eps, dtype=self.dtype_policy, name="norm")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
         self.projection = None
         if width != hidden_size:
             self.projection = keras.layers.Dense(

@@ -7,6 +7,7 @@ import math
 import keras
 from keras import ops
 
+from nvlm.layers.dropout import Dropout
 from nvlm.layers.positions import gather_rows
 
 # Added to the scores of masked keys. -10000 is what Google's BERT uses; it fits float16
@@ -81,7 +82,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(
             hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="output"
         )
-        self.dropout_layer = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(attention_dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape) -> None:
         self.qkv.build((None, None, self.hidden_size))

@@ -7,6 +7,8 @@ import math
 import keras
 import tensorflow as tf
 
+from nvlm.layers.dropout import Dropout
+
 
 def rel_shift(x):
     """Realign scores computed against distances `klen-1 .. 0` to key positions.
@@ -96,7 +98,7 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
         self.key_value = keras.layers.Dense(2 * width, name="key_value", **dense)
         self.position = keras.layers.Dense(width, name="position", **dense)
         self.output_dense = keras.layers.Dense(d_model, name="output", **dense)
-        self.dropout_layer = keras.layers.Dropout(attention_dropout, dtype=policy)
+        self.dropout_layer = Dropout(attention_dropout, dtype=policy)
 
     def build(self, input_shape=None) -> None:
         for layer in (self.query, self.key_value, self.position):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from nvlm.layers.dropout import Dropout
 from nvlm.layers.layer_norm import LayerNorm
 from nvlm.layers.relative_multi_head_attention import RelativeMultiHeadAttention
 
@@ -77,9 +78,9 @@ class RelativeTransformerBlock(keras.layers.Layer):
             d_model, kernel_initializer=init, dtype=policy, name="outer"
         )
         self.output_norm = LayerNorm(epsilon=layer_norm_eps, dtype=policy, name="output_norm")
-        self.attention_dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
-        self.inner_dropout = keras.layers.Dropout(dropout, dtype=policy)
-        self.outer_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.attention_dropout_layer = Dropout(dropout, dtype=policy)
+        self.inner_dropout = Dropout(dropout, dtype=policy)
+        self.outer_dropout = Dropout(dropout, dtype=policy)
 
     def build(self, input_shape=None) -> None:
         self.attention.build()

@@ -8,6 +8,7 @@ from keras import ops
 from tensorflow.python.ops import control_flow_util
 
 from nvlm.layers.activations import bias_gelu, gelu
+from nvlm.layers.dropout import Dropout
 from nvlm.layers.layer_norm import LayerNorm
 from nvlm.layers.multi_head_self_attention import MultiHeadSelfAttention
 from nvlm.layers.positions import gather_rows
@@ -19,19 +20,49 @@ def _tracing_for_xla() -> bool:
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
-# Row counts of the unpadded path are rounded up to a multiple of this, so that the XLA
-# kernels inside a block (bias + GELU) compile for a few shapes, not for every token count.
-ROW_BUCKET = 64
+# Row counts of the unpadded path are rounded up to a multiple of `max(MIN_ROW_BUCKET, positions
+# / ROW_SHAPES)`, so that the XLA kernels inside a block (bias + GELU, dropout) compile for at
+# most `ROW_SHAPES` shapes per batch shape, at the cost of at most 1/ROW_SHAPES extra rows.
+MIN_ROW_BUCKET = 16
+ROW_SHAPES = 64
 
 
-def _token_rows(attention_mask):
-    """`[rows, 1]` int64 indices into the flattened `[batch * seq]` positions: every real
-    token, then padding positions up to a multiple of `ROW_BUCKET` rows (at most all)."""
-    real = tf.cast(tf.reshape(attention_mask, [-1]) > 0, tf.int32)
-    count = tf.reduce_sum(real)
-    rows = tf.minimum(tf.size(real), (count + ROW_BUCKET - 1) // ROW_BUCKET * ROW_BUCKET)
-    order = tf.argsort(real, direction="DESCENDING", stable=True)
-    return tf.cast(order[:rows], tf.int64)[:, None]
+class _Packing:
+    """The real tokens of a `[batch, seq]` mask as rows of a `[batch * seq, width]` tensor, and
+    back, both ways a row gather (fast on CPU, unlike `scatter_nd`), each the other's gradient.
+
+    `rows`: every real token's flattened position, then padding positions up to the bucket.
+    `slots`: for every position, its row in the packed tensor, or `len(rows)` (a zero row) for
+    positions left out.
+    """
+
+    def __init__(self, attention_mask):
+        real = tf.cast(tf.reshape(attention_mask, [-1]) > 0, tf.int32)
+        positions = tf.size(real)
+        bucket = tf.maximum(MIN_ROW_BUCKET, positions // ROW_SHAPES)
+        count = tf.minimum(positions, (tf.reduce_sum(real) + bucket - 1) // bucket * bucket)
+        order = tf.argsort(real, direction="DESCENDING", stable=True)
+        self.rows = order[:count]
+        self.slots = tf.minimum(tf.math.invert_permutation(order), count)
+
+    def pack(self, flat):
+        """`[batch * seq, width]` -> `[rows, width]`."""
+
+        @tf.custom_gradient
+        def pack(flat):
+            return tf.gather(flat, self.rows), self.unpack
+
+        return pack(flat)
+
+    def unpack(self, packed):
+        """`[rows, width]` -> `[batch * seq, width]`, zeros at positions left out."""
+
+        @tf.custom_gradient
+        def unpack(packed):
+            padded = tf.concat([packed, tf.zeros_like(packed[:1])], axis=0)
+            return tf.gather(padded, self.slots), self.pack
+
+        return unpack(packed)
 
 
 @keras.saving.register_keras_serializable(package="nvlm")
@@ -114,7 +145,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             hidden_size, kernel_initializer=init, dtype=policy, name="output"
         )
         self.output_norm = LayerNorm(epsilon=layer_norm_eps, dtype=policy, name="output_norm")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
+        self.dropout_layer = Dropout(dropout, dtype=policy)
 
     def build(self, input_shape) -> None:
         shape = (None, None, self.hidden_size)
@@ -151,21 +182,20 @@ class TransformerEncoderBlock(keras.layers.Layer):
         """`call` with every per-token layer (the QKV and output projections, the feed-forward
         network, LayerNorms, dropout) on the real tokens only, `[tokens, hidden]`; only the
         attention itself runs on the padded `[batch, seq]` layout. The outputs at real tokens
-        are `call`'s; padding rows are zeros or computed as usual (see `_token_rows`): callers
+        are `call`'s; padding rows are zeros or computed as usual (see `_Packing`): callers
         that unpad never read them.
         """
         batch, seq_len = ops.shape(x)[0], ops.shape(x)[1]
         width = self.hidden_size
-        flat_shape = tf.cast(tf.stack([batch * seq_len, width]), tf.int64)
-        rows = _token_rows(attention_mask)
-        tokens = tf.gather_nd(tf.reshape(x, [-1, width]), rows)
+        packing = _Packing(attention_mask)
+        tokens = packing.pack(tf.reshape(x, [-1, width]))
 
-        projected = tf.scatter_nd(rows, self.attention.qkv(tokens), flat_shape * [1, 3])
+        projected = packing.unpack(self.attention.qkv(tokens))
         projected = tf.reshape(projected, [batch, seq_len, 3 * width])
         context = self.attention.attend(x, attention_mask, training, projected=projected)
-        context = tf.gather_nd(tf.reshape(context, [-1, width]), rows)
+        context = packing.pack(tf.reshape(context, [-1, width]))
         tokens = self._after_attention(tokens, context, training)
-        return tf.reshape(tf.scatter_nd(rows, tokens, flat_shape), [batch, seq_len, width])
+        return tf.reshape(packing.unpack(tokens), [batch, seq_len, width])
 
     def _feed_forward_in(self, x):
         """`self.intermediate(x)`, with the bias add and GELU (and their gradients) fused."""

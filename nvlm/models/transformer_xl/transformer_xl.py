@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from nvlm.layers.adaptive_embedding import AdaptiveEmbedding
 from nvlm.layers.adaptive_softmax import AdaptiveSoftmax
+from nvlm.layers.dropout import Dropout
 from nvlm.layers.multi_head_self_attention import MASK_NEGATIVE
 from nvlm.layers.relative_positional_embedding import RelativePositionalEmbedding
 from nvlm.layers.relative_transformer_block import RelativeTransformerBlock
@@ -136,9 +137,9 @@ class TransformerXL(keras.Model):
             tie_weight=tie_weight, tie_projs=shared if tie_projs else [False] * n_clusters,
             init_std=init_std, proj_init_std=proj_init_std, dtype="float32", name="softmax",
         )  # fmt: skip
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)
-        self.position_dropout = keras.layers.Dropout(dropout, dtype=policy)
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.embedding_dropout = Dropout(dropout, dtype=policy)
+        self.position_dropout = Dropout(dropout, dtype=policy)
+        self.output_dropout = Dropout(dropout, dtype=policy)
         init = keras.initializers.RandomNormal(stddev=init_std)
         bias_shape = (n_layer, n_head, d_head) if untie_r else (n_head, d_head)
         self.r_w_bias = self.add_weight(shape=bias_shape, initializer=init, name="r_w_bias")
