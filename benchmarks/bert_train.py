@@ -38,6 +38,7 @@ import numpy as np
 # A sibling module, found through sys.path[0] (this folder): `benchmarks.common` would not work,
 # because pysbd (a dependency) installs a top-level package named `benchmarks`.
 from common import (
+    MFU_NOTE,
     PEAK_FLOPS,
     VOCAB,
     Setting,
@@ -442,6 +443,7 @@ def main() -> None:
                 )
         print(table(["seq", "setting", "sequences/s", "MFU", "batch ms", "load"], rows))
 
+    print(f"\n{MFU_NOTE}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine_lines(), **results}, f, indent=2)

@@ -22,6 +22,11 @@ import numpy as np
 # Dense matmul peak of TensorFlow on the 2 cores of this project's machines (AVX-512 with
 # bf16), measured with large GEMMs: see shared/notes/horovod.md, "CPU performance facts".
 PEAK_FLOPS = {"fp32": 0.2e12, "bf16": 0.38e12}
+MFU_NOTE = (
+    "MFU: the FLOPs of every position of the padded batch (the model's count, the same for "
+    "both models) / the nominal peak above; a model that skips work (nvlm: padding rows, the "
+    "positions no head reads) can pass 100%."
+)
 PRECISIONS = ("fp32", "bf16")
 
 
