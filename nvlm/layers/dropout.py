@@ -19,11 +19,6 @@ def _mask_and_scale(x, bits, threshold, scale):
     return tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros_like(x))
 
 
-def _threshold_and_scale(rate: float) -> tuple[int, float]:
-    threshold = round(rate * _LEVELS)
-    return threshold, _LEVELS / (_LEVELS - threshold)
-
-
 def _int32_seed(seed):
     """A `[2]` seed for the stateless random ops (which need int32 to run under XLA)."""
     if seed.dtype == tf.int32:
@@ -38,7 +33,8 @@ def dropout16(x, rate: float, seed):
     axis of `x` must have even length. The gradient is the same mask and scale applied to the
     upstream gradient, one fused kernel too.
     """
-    threshold, scale = _threshold_and_scale(rate)
+    threshold = round(rate * _LEVELS)
+    scale = _LEVELS / (_LEVELS - threshold)
     shape = tf.concat([tf.shape(x)[:-1], [x.shape[-1] // 2]], axis=0)
     bits = tf.random.stateless_uniform(
         shape, _int32_seed(seed), minval=None, maxval=None, dtype=tf.uint32
