@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Any
+
+from nvlm.outputs import write_bytes
 
 _BLOCK = 1 << 20
 
@@ -26,18 +27,9 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` so that `path` holds either the old or the new content, never part."""
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `data` to `path` so that `path` holds either the old or the new content, never part
+    (`nvlm.outputs.write_bytes`: a full disk is one line, nothing left behind)."""
+    write_bytes(path, data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

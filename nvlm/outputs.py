@@ -1,0 +1,165 @@
+"""Where nvlm may write, and how: the one owner of output paths.
+
+Rules every command follows (docs/reliability.md):
+- an output never is, or contains, one of the command's inputs (`nvlm data vocab --input c.txt
+  --out c.txt` would replace the corpus with the vocab);
+- an existing output file is replaced only with `--overwrite` (git/rsync convention: refuse to
+  clobber, say why);
+- a file is written under a temporary name in its directory and renamed when complete, so a
+  reader, or a rerun, sees it whole or not at all; a failed write leaves nothing behind;
+- a full disk is one line naming the path and the space it needed, exit 1.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from nvlm.errors import RunFailed, UserError
+
+
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path)))).resolve()
+
+
+def is_within(path: str | os.PathLike[str], parent: str | os.PathLike[str]) -> bool:
+    """True when `path` is `parent` or lies below it (symlinks resolved)."""
+    p, q = _resolved(path), _resolved(parent)
+    return p == q or q in p.parents
+
+
+def refuse_inputs(
+    out: str | os.PathLike[str] | None,
+    inputs: Mapping[str, str | os.PathLike[str] | Iterable | None],
+    *,
+    option: str = "--out",
+) -> None:
+    """Refuse an output that is, or contains, one of the inputs (`{"--data": path}`): writing
+    or cleaning it would destroy what the command reads."""
+    if out is None:
+        return
+    for name, value in inputs.items():
+        values = value if isinstance(value, list | tuple | set) else [value]
+        for given in values:
+            if given is None or str(given) in ("", "-"):
+                continue
+            if is_within(given, out):
+                where = "is" if _resolved(given) == _resolved(out) else "contains"
+                raise UserError(
+                    f"{option} {out} {where} the input {name} {given}: nvlm never writes over "
+                    f"its inputs (choose another {option})"
+                )
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    *,
+    inputs: Mapping[str, str | os.PathLike[str] | Iterable | None] | None = None,
+    overwrite: bool = False,
+    option: str = "--out",
+) -> Path:
+    """Check, before any work, that `path` may be written: not an input, not a directory, not
+    an existing file unless `overwrite`, in a directory that exists or can be made and that is
+    writable. Returns the path."""
+    target = Path(path)
+    refuse_inputs(target, inputs or {}, option=option)
+    if target.is_dir():
+        raise UserError(f"{option} {target} is a directory; give a file name (e.g. {target}/...)")
+    if target.exists() and not overwrite:
+        raise UserError(
+            f"{option} {target} exists and nvlm does not overwrite files unless told "
+            "(add --overwrite, or choose another path)"
+        )
+    check_writable_dir(target.parent if str(target.parent) else Path("."), option=option)
+    return target
+
+
+def check_writable_dir(directory: str | os.PathLike[str], *, option: str = "--out") -> None:
+    """`directory` exists and is writable, or can be created: else one line (EACCES, a file in
+    the way)."""
+    d = Path(directory)
+    probe = d
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"{option} {directory}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(
+            f"{option} {directory}: permission denied to write in {probe} "
+            "(choose a directory you can write to)"
+        )
+
+
+def disk_full(path: str | os.PathLike[str], written: int | None = None) -> RunFailed:
+    """The one-line failure for ENOSPC while writing `path`."""
+    target = Path(path)
+    probe = target.parent if str(target.parent) else Path(".")
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        free = None
+    free_text = "unknown" if free is None else _size(free)
+    need = f"; it needed more than {_size(written)}" if written else ""
+    return RunFailed(
+        f"no space left on the device writing {target} ({free_text} free{need}); "
+        "free some space or choose another output, then re-run"
+    )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary name next to `path` to write to; renamed to `path` when the block completes,
+    removed when it raises. ENOSPC becomes `disk_full`."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        written = tmp.stat().st_size if tmp.exists() else None
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full(target, written) from exc
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` whole to `path` (temporary name, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
