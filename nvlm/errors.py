@@ -24,3 +24,14 @@ class RunFailed(Exception):
     """A run that started correctly and failed (a dead rank, a diverged loss): exit 1."""
 
     exit_code = 1
+
+
+class Interrupted(RunFailed):
+    """A run stopped by a signal after saving its checkpoint: exit 128 + the signal's number
+    (130 for Ctrl-C, 143 for SIGTERM), so that `nvlm pretrain ... && nvlm finetune ...` does not
+    go on with a half-trained model."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum

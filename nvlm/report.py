@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -29,15 +31,54 @@ def console() -> Console:
     global _CONSOLE
     if _CONSOLE is None:
         _CONSOLE = Console(stderr=True, quiet=not is_rank0(), highlight=False)
+        # A batch log (Slurm .out, `2> log`) gets whole lines, not text wrapped at 80 columns.
+        _CONSOLE.soft_wrap = not _CONSOLE.is_terminal
     return _CONSOLE
+
+
+_LOG: Console | None = None  # RUN/logs/run.log of a single-process run (plain text)
+
+
+@contextmanager
+def log_to(path: Path) -> Iterator[None]:
+    """Also write what this process says (notes, warnings, progress lines, summaries) to
+    `path` as plain text while the block runs: a single-process run keeps RUN/logs/run.log as
+    each rank of a launched job keeps RUN/logs/rank-N.log."""
+    global _LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        previous, _LOG = _LOG, Console(file=fh, no_color=True, width=100, highlight=False)
+        try:
+            yield
+        finally:
+            _LOG = previous
+
+
+def _to_log(renderable: Any) -> None:
+    if _LOG is not None:
+        _LOG.print(renderable)
+        _LOG.file.flush()
 
 
 def info(message: str) -> None:
     console().print(message)
+    _to_log(message)
 
 
 def warn(message: str) -> None:
     console().print(f"[yellow]warning:[/yellow] {message}")
+    _to_log(f"warning: {message}")
+
+
+def plain_line(text: str, *, to_console: bool = True) -> None:
+    """One line of a batch log, flushed at once: on stderr (unless a live display draws it)
+    and in the run's log file."""
+    if to_console and not console().quiet:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    if _LOG is not None:
+        _LOG.file.write(text + "\n")
+        _LOG.file.flush()
 
 
 def emit_json(obj: Any) -> None:
@@ -85,3 +126,9 @@ def format_value(value: Any) -> str:
 
 def print_table(table: Table) -> None:
     console().print(table)
+    _to_log(table)
+
+
+def print_result_table(table: Table) -> None:
+    """A listing or a result (presets list, doctor, data verify): stdout, for pipes."""
+    Console(highlight=False).print(table)

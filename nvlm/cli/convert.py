@@ -53,6 +53,9 @@ def convert(
     from nvlm.errors import UserError
     from nvlm.report import emit_json, info, warn
 
+    from nvlm.outputs import refuse_inputs
+
+    refuse_inputs(dst, {"SRC": src}, option="DST")
     plugin = registry.get(model)
     if not hasattr(plugin, "convert"):
         raise UserError(f"model {model} has no checkpoint conversion")

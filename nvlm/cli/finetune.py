@@ -147,7 +147,8 @@ def finetune(
         {"model": model, "task": task, "version": version},
         {"data": data, "init": init, "out": out},
     )
-    job = TrainingJob(child, out, resolve, train, config, resume, overwrite, json_out)
+    inputs = {"--data": data, "--init": init, "--eval-data": eval_data}
+    job = TrainingJob(child, out, resolve, train, config, resume, overwrite, json_out, inputs)
     opts = LaunchOptions(gpus, launcher, hosts, hostfile, controller, dry_run)
     outcome = launch_training(job, opts)
     if not outcome.reports:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from nvlm.errors import RunFailed, UserError
+from nvlm.errors import Interrupted, RunFailed, UserError
 from nvlm.launch import command as command_mod
 from nvlm.launch import ranks
 from nvlm.launch.hosts import Host, parse_hosts, read_hostfile, total_slots
@@ -96,6 +97,7 @@ class TrainingJob:
     resume: bool = True
     overwrite: bool = False
     json_out: bool = False
+    inputs: dict | None = None  # {"--data": path, "--init": src}: never written over
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,20 @@ def launch_training(job: TrainingJob, opts: LaunchOptions) -> Outcome:
     outcome = launch_or_run(job, opts)
     if outcome.show_summary:
         print_summary(outcome.summary)
+    summary = outcome.summary or {}
+    # A run stopped by Ctrl-C / SIGTERM saved its checkpoint; its exit status still says it did
+    # not finish (130 / 143). A launched rank leaves that to the parent, which got the signal.
+    if summary.get("interrupted") and outcome.where in ("here", "rank") and not ranks.is_child():
+        from nvlm.errors import Interrupted
+        from nvlm.report import emit_json
+
+        if job.json_out and outcome.reports:
+            emit_json(summary)
+        raise Interrupted(
+            f"interrupted at step {summary['steps']} of {summary.get('total_steps', '?')}; "
+            f"checkpoint {summary['checkpoint']} saved, re-run the same command to resume",
+            summary.get("signal") or 15,
+        )
     return outcome
 
 
@@ -226,13 +242,20 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         return Outcome(None, "dry-run")
 
     # What rank 0 would do first, done once here: the run-directory policy, then the config
-    # every child reads.
-    run_dir.prepare(job.run, config_mod.to_dict(cfg), resume=job.resume, overwrite=job.overwrite)
-    config_mod.write(cfg, job.run)
-    info(f"[dim]{escape(cmd.render())}[/dim]")
-    others = "rank 1 logs" if n == 2 else f"ranks 1-{n - 1} log"
-    info(f"rank 0 streams below; {others} to {job.run / 'logs'}/rank-N.log")
-    return Outcome(_supervise(cmd, job, n), "launched")
+    # every child reads. This process holds RUN's lock until every rank has ended.
+    with run_dir.locked(job.run, job.inputs):
+        run_dir.prepare(
+            job.run,
+            config_mod.to_dict(cfg),
+            resume=job.resume,
+            overwrite=job.overwrite,
+            inputs=job.inputs,
+        )
+        config_mod.write(cfg, job.run)
+        info(f"[dim]{escape(cmd.render())}[/dim]")
+        others = "rank 1 logs" if n == 2 else f"ranks 1-{n - 1} log"
+        info(f"rank 0 streams below; {others} to {job.run / 'logs'}/rank-N.log")
+        return Outcome(_supervise(cmd, job, n), "launched")
 
 
 def _supervise(cmd, job: TrainingJob, n: int) -> dict:
@@ -244,16 +267,39 @@ def _supervise(cmd, job: TrainingJob, n: int) -> dict:
     if sys.stderr.isatty():  # let rank 0 draw rich progress for this terminal
         env["NVLM_TTY_COLUMNS"] = str(shutil.get_terminal_size().columns)
     result = Job(cmd, run=job.run, processes=n, env=env, say=info).run_to_end()
+    if result.exit_code and result.signum is not None:
+        # Stopped at once (a second Ctrl-C), or before the ranks could stop cleanly: still the
+        # user's interruption (130 / 143), with what the ranks did for the record.
+        raise Interrupted(
+            f"interrupted; the job was ended before it could save a checkpoint "
+            f"({result.message}); re-run the same command to resume from the last checkpoint",
+            result.signum,
+        )
     if result.exit_code:
         failure = RunFailed(result.message or "the job failed")
         failure.exit_code = result.exit_code
         raise failure
     try:
-        return json.loads((job.run / "summary.json").read_text())
+        summary = json.loads((job.run / "summary.json").read_text())
     except (OSError, ValueError):
         raise RunFailed(
             f"the job ended without writing {job.run}/summary.json; see {job.run}/logs/"
         ) from None
+    if summary.get("interrupted"):
+        # The ranks stopped after the same step and rank 0 saved a checkpoint; all exited 0 (a
+        # non-zero rank would make the launcher end the others, maybe mid-save). The exit
+        # status says the run did not finish: the parent's signal, else the ranks' (Slurm
+        # signalling the ranks themselves).
+        if job.json_out:
+            from nvlm.report import emit_json
+
+            emit_json(summary)
+        raise Interrupted(
+            f"interrupted at step {summary['steps']} of {summary.get('total_steps', '?')}; "
+            f"checkpoint {summary['checkpoint']} saved, re-run the same command to resume",
+            result.signum or summary.get("signal") or signal.SIGTERM,
+        )
+    return summary
 
 
 def _hosts(opts: LaunchOptions) -> list[Host]:
@@ -289,6 +335,7 @@ def _as_child(job: TrainingJob) -> Outcome:
     """A rank started by `_from_shell`: RUN/config.yaml is the whole config."""
     from nvlm import config as config_mod
     from nvlm import dist
+    from nvlm.launch.parent_watch import ParentWatch
     from nvlm.launch.rank_log import RankLog
 
     if job.config_file is None:
@@ -303,6 +350,13 @@ def _as_child(job: TrainingJob) -> Outcome:
         os.environ["TTY_COMPATIBLE"] = "1"  # rich: draw progress as on the parent's terminal
         os.environ["COLUMNS"] = os.environ["NVLM_TTY_COLUMNS"]
     log.started()
+    # No rank outlives the nvlm process that launched it (started before Horovod, which may
+    # wait forever for a peer that was killed with it).
+    def orphaned(why: str) -> None:
+        if not log.ended:  # not if it stopped cleanly in the meantime
+            log.finished(1, why)
+
+    ParentWatch(before_exit=orphaned).start()
     try:
         world = dist.world()  # Horovod up, rank pinned, before TensorFlow starts its runtime
         sys.stderr.write(
@@ -312,6 +366,12 @@ def _as_child(job: TrainingJob) -> Outcome:
         cfg = config_mod.load(job.config_file)
         _check_world(cfg, world.size)
         summary = job.train(cfg, True, False)
+    except Interrupted:
+        # Stopped on a signal after the agreed step's checkpoint: a clean end. Exit 0, since a
+        # non-zero rank makes the launcher end the others (rank 0 maybe mid-save); the parent
+        # reports the interruption.
+        log.finished(0)
+        raise SystemExit(0) from None
     except BaseException as exc:
         code, error = _exit_status(exc)
         log.finished(code, error)
@@ -361,7 +421,11 @@ def _as_rank_of_outside_job(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         return Outcome(None, "dry-run", is_root=world.is_root)
     if not world.is_root:
         RankLog(job.run, world.rank).redirect()
-    return Outcome(job.train(cfg, True, False), "rank", is_root=world.is_root)
+    summary = job.train(cfg, True, False)
+    # Every rank leaves once rank 0 has written its checkpoint and summary: an interrupted run
+    # exits 130 / 143 on every rank, and a launcher ends the others at the first non-zero exit.
+    world.barrier()
+    return Outcome(summary, "rank", is_root=world.is_root)
 
 
 def _check_world(cfg, size: int) -> None:

@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from nvlm import __version__
-from nvlm.errors import RunFailed, UserError
+from nvlm.errors import Interrupted, RunFailed, UserError
 
 
 class NvlmGroup(TyperGroup):
@@ -33,9 +33,16 @@ class NvlmGroup(TyperGroup):
             if os.environ.get("NVLM_DEBUG") == "1":
                 traceback.print_exc()
             # A plain write, not rich: rich would wrap a long message onto several lines.
-            sys.stderr.write(f"nvlm: error: {exc}\n")
+            kind = "" if isinstance(exc, Interrupted) else "error: "
+            sys.stderr.write(f"nvlm: {kind}{exc}\n")
             sys.stderr.flush()
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            # Ctrl-C before a run could checkpoint (start-up, evaluation): 130, as a shell
+            # reports a process ended by SIGINT, not click's "Aborted!" with status 1.
+            sys.stderr.write("\nnvlm: interrupted\n")
+            sys.stderr.flush()
+            ctx.exit(130)
 
 
 app = typer.Typer(

@@ -146,7 +146,8 @@ def pretrain(
         {"model": model, "phase": str(phase)},
         {"data": data, "out": out, "init": init},
     )
-    job = TrainingJob(child, out, resolve, train, config, resume, overwrite, json_out)
+    inputs = {"--data": data, "--init": init}
+    job = TrainingJob(child, out, resolve, train, config, resume, overwrite, json_out, inputs)
     opts = LaunchOptions(gpus, launcher, hosts, hostfile, controller, dry_run)
     outcome = launch_training(job, opts)
     if json_out and outcome.reports:

@@ -3,9 +3,11 @@ into place, so that a reader finds the destination complete or as it was before.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,20 +16,57 @@ from nvlm.errors import UserError
 
 
 def require_empty(dst: Path, overwrite: bool) -> None:
-    """Refuse to replace a non-empty `dst` without --overwrite."""
-    if dst.exists() and any(dst.iterdir()) and not overwrite:
-        raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+    """Refuse to replace a non-empty `dst` without --overwrite, and with it unless nvlm wrote
+    `dst` (git's rule: never clobber what is not yours)."""
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"{dst} is a file, not a directory (choose another DST)")
+    if dst.exists() and any(dst.iterdir()):
+        if not overwrite:
+            raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+        _require_ours(dst)
+
+
+def is_nvlm_output(path: Path) -> bool:
+    """An export or run directory nvlm wrote: its marker, an nvlm run's config.yaml, or (an
+    ELECTRA pair) only sub-directories that are such outputs."""
+    from nvlm.train.run_dir import MARKER, is_nvlm_run
+
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    try:
+        if json.loads((path / MARKER).read_text()).get("kind") in ("export", "run"):
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    if is_nvlm_run(path):
+        return True
+    entries = list(path.iterdir())
+    return bool(entries) and all(e.is_dir() and is_nvlm_output(e) for e in entries)
+
+
+def _require_ours(dst: Path) -> None:
+    if not is_nvlm_output(dst):
+        raise UserError(
+            f"--overwrite replaces only directories nvlm wrote, and {dst} is not one (no .nvlm "
+            "marker); nothing was removed (choose another DST)"
+        )
 
 
 @contextmanager
-def staged_directory(dst: Path) -> Iterator[Path]:
+def staged_directory(dst: Path, kind: str = "export") -> Iterator[Path]:
     """A fresh temporary directory next to `dst`; when the block completes it replaces `dst`,
-    when it raises it is deleted."""
+    when it raises it is deleted. The result carries nvlm's marker (`kind`), so that a later
+    --overwrite knows it may replace it."""
+    from nvlm.train.run_dir import MARKER
+
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     try:
         yield tmp
+        (tmp / MARKER).write_text(json.dumps({"kind": kind, "created": time.time()}) + "\n")
         if dst.exists():
+            _require_ours(dst)
             shutil.rmtree(dst)
         os.replace(tmp, dst)
     except BaseException:
@@ -44,7 +83,7 @@ def write_run_dir(cfg, model, dst: Path, vocab: str | Path | None, lowercase: bo
     from nvlm.models.bert.plugin import write_tokenizer_config
     from nvlm.train.restore import _ModelVars
 
-    with staged_directory(dst) as tmp:
+    with staged_directory(dst, kind="run") as tmp:
         config_mod.write(cfg, tmp)
         tf.train.Checkpoint(state=_ModelVars([v.value for v in model.variables])).write(
             str(tmp / "checkpoints" / "ckpt-0")

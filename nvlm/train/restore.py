@@ -12,6 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from nvlm.errors import UserError
+from nvlm.train.checkpoint_files import newest_restorable, steps_present
 
 
 def is_nvlm_source(path: str | Path) -> bool:
@@ -27,15 +28,16 @@ def run_dir_of(path: str | Path) -> Path:
 
 
 def checkpoint_of(path: str | Path) -> str:
-    """The checkpoint prefix to read: RUN's latest, or the prefix given."""
+    """The checkpoint prefix a run directory's pointer names, or the prefix given (no restore:
+    `restore_model` is what falls back to an older checkpoint when the newest is damaged)."""
     p = Path(path)
     if p.is_dir():
-        latest = tf.train.latest_checkpoint(str(p / "checkpoints"))
-        if not latest:
+        steps = steps_present(p / "checkpoints")
+        if not steps:
             raise UserError(
                 f"run {p} has no checkpoint yet (train it first, or pass another --init)"
             )
-        return latest
+        return str(p / "checkpoints" / f"ckpt-{steps[0]}")
     if not Path(f"{p}.index").exists():
         raise UserError(f"checkpoint {p} does not exist (pass a run directory or a ckpt-N prefix)")
     return str(p)
@@ -48,8 +50,36 @@ class _ModelVars(tf.Module):
 
 
 def restore_model(model, path: str | Path) -> str:
-    """Restore `model`'s variables from an nvlm checkpoint; return the prefix read."""
-    prefix = checkpoint_of(path)
+    """Restore `model`'s variables from an nvlm checkpoint; return the prefix read. For a run
+    directory: its newest checkpoint that restores completely (a damaged newer one is skipped
+    with a warning, as when a run resumes)."""
+    from nvlm.report import warn
+
+    p = Path(path)
+    if p.is_dir():
+        prefix = newest_restorable(
+            p / "checkpoints", lambda prefix: _restore(model, prefix), say=warn, what="anything"
+        )
+        if prefix is None:
+            raise UserError(
+                f"run {p} has no checkpoint yet (train it first, or pass another --init)"
+            )
+        return prefix
+    prefix = checkpoint_of(p)
+    try:
+        _restore(model, prefix)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file: one line, not a traceback
+        raise UserError(
+            f"checkpoint {prefix} cannot be read ({exc.__class__.__name__}: "
+            f"{' '.join(str(exc).split())[:160]}); pass its run directory to use the newest "
+            "intact checkpoint"
+        ) from None
+    return prefix
+
+
+def _restore(model, prefix: str) -> None:
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     values = [v.value for v in model.variables]
@@ -62,4 +92,3 @@ def restore_model(model, path: str | Path) -> str:
             )
     ckpt = tf.train.Checkpoint(state=_ModelVars(values))
     ckpt.restore(prefix).expect_partial()
-    return prefix

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import keras
 from nvlm import config as config_mod
 from nvlm.dist import world as get_world
 from nvlm.errors import UserError
-from nvlm.report import console, print_table, summary_table
+from nvlm.launch.ranks import is_child
+from nvlm.report import info, log_to, print_table, summary_table
 from nvlm.train import run_dir as run_dir_mod
 from nvlm.train.precision import set_precision
 from nvlm.train.trainer import Trainer, TrainResult
@@ -60,12 +62,29 @@ def train_run(
             f"{world.size}: pass --gpus {world.size}, or let nvlm start the processes"
         )
     run = Path(run)
+    owner = world.is_root and not is_child()  # a launched job's parent holds the lock
+    inputs = {"--data": data, "--init": init}
+    with run_dir_mod.locked(run, inputs) if owner else nullcontext():
+        with log_to(run / "logs" / "run.log") if owner else nullcontext():
+            return _train_locked(
+                plugin, cfg, world, run=run, data=data, task=task, init=init, resume=resume,
+                overwrite=overwrite, show_progress=show_progress, stop_after=stop_after,
+            )  # fmt: skip
+
+
+def _train_locked(
+    plugin, cfg, world, *, run, data, task, init, resume, overwrite, show_progress, stop_after
+) -> dict[str, Any]:
     resuming = False
     if world.is_root:
         resuming = run_dir_mod.prepare(
-            run, config_mod.to_dict(cfg), resume=resume, overwrite=overwrite
+            run,
+            config_mod.to_dict(cfg),
+            resume=resume,
+            overwrite=overwrite,
+            inputs={"--data": data, "--init": init},
         )
-        config_mod.write(cfg, run)
+        _write_config(cfg, run)
     world.barrier()
 
     set_precision(cfg.train.precision)
@@ -73,9 +92,9 @@ def train_run(
     model = plugin.build(cfg, task)
     if init and not resuming:
         for line in plugin.load_init(model, cfg, init, task):
-            console().print(f"[yellow]init:[/yellow] {line}")
+            info(f"[yellow]init:[/yellow] {line}")
     spec = plugin.train_spec(cfg, model, data, task, world, run=run, init=init)
-    if world.is_root:
+    if world.is_root and not resuming:
         plugin.write_assets(cfg, run, data, init, task)
 
     trainer = Trainer(
@@ -88,26 +107,59 @@ def train_run(
         stop_after=stop_after,
     )
     result = trainer.fit()
-    summary = _summary(cfg, task, result, run, interrupted=trainer.interrupted)
+    if result.already_complete:
+        return _already_complete(cfg, task, result, run)
+    summary = _summary(cfg, task, result, run, trainer)
     finish = getattr(plugin, "finish_run", None)  # e.g. ELECTRA exports RUN/hf at the end
     if world.is_root and finish is not None and result.steps == trainer.total_steps:
         for line in finish(cfg, model, run, task):
-            console().print(f"[yellow]export:[/yellow] {line}")
+            info(f"[yellow]export:[/yellow] {line}")
     if world.is_root:
         _write_json(run / "summary.json", summary)
     return summary
 
 
-def _summary(cfg, task: str, r: TrainResult, run: Path, *, interrupted: bool) -> dict[str, Any]:
+def _write_config(cfg, run: Path) -> None:
+    """RUN/config.yaml, rewritten only when its text changes (a finished run's rerun changes
+    nothing)."""
+    path = run / "config.yaml"
+    try:
+        if path.read_text(encoding="utf-8") == config_mod.dump(cfg):
+            return
+    except OSError:
+        pass
+    config_mod.write(cfg, run)
+
+
+def _already_complete(cfg, task: str, r: TrainResult, run: Path) -> dict[str, Any]:
+    """The saved summary of a run that had reached its last step (nothing was trained)."""
+    try:
+        saved = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        saved = _summary(cfg, task, r, run, None)
+    saved["already_complete"] = True
+    saved["interrupted"] = False
+    info(
+        f"{run} is already complete at step {r.steps} (checkpoint {Path(r.checkpoint).name}); "
+        "nothing to do. The figures below are those it saved when it finished"
+    )
+    return saved
+
+
+def _summary(cfg, task: str, r: TrainResult, run: Path, trainer) -> dict[str, Any]:
     t = cfg.train
+    interrupted = bool(trainer and trainer.interrupted)
     return {
         "model": cfg.model_name,
         "task": task,
         "stage": cfg.stage,
         "run": str(run),
         "steps": r.steps,
+        "total_steps": trainer.total_steps if trainer else r.steps,
         "resumed_from_step": r.resumed_from,
+        "steps_this_invocation": r.steps - r.resumed_from,
         "interrupted": interrupted,
+        "signal": r.signal if interrupted else None,
         "global_batch": cfg.global_batch,
         "processes": t.gpus,
         "precision": t.precision,
@@ -126,13 +178,18 @@ def _summary(cfg, task: str, r: TrainResult, run: Path, *, interrupted: bool) ->
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    rows = [
-        ("steps", summary["steps"]),
-        ("total time (s)", summary["total_time_s"]),
-        ("time without start-up (s)", summary["time_without_startup_s"]),
-        ("sequences processed", summary["sequences_processed"]),
-        ("training throughput (sequences/s)", summary["throughput_seq_per_s"]),
-        ("training throughput (tokens/s)", summary["throughput_tok_per_s"]),
+    resumed = summary.get("resumed_from_step", 0)
+    whole = "" if not resumed else " (whole run)"
+    now = "" if not resumed else " (this invocation)"
+    rows = [(f"steps{whole}", _steps(summary))]
+    if resumed:
+        rows.append(("resumed from step", resumed))
+    rows += [
+        (f"total time (s){now}", summary["total_time_s"]),
+        (f"time without start-up (s){now}", summary["time_without_startup_s"]),
+        (f"sequences processed{now}", summary["sequences_processed"]),
+        (f"training throughput (sequences/s){now}", summary["throughput_seq_per_s"]),
+        (f"training throughput (tokens/s){now}", summary["throughput_tok_per_s"]),
     ]
     if summary.get("processes", 1) > 1:
         rows += [
@@ -141,7 +198,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         ]
     rows += [
         (
-            "MFU (% of dense peak)",
+            f"MFU (% of dense peak){now}",
             "n/a" if summary["mfu"] is None else f"{100 * summary['mfu']:.2f}",
         ),
         ("precision / XLA", f"{summary['precision']} / {'on' if summary['xla'] else 'off'}"),
@@ -152,9 +209,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     rows += [(f"final {k}", v) for k, v in summary["final"].items()]
     rows.append(("checkpoint", summary["checkpoint"] or "none"))
     title = f"nvlm {summary['model']} {summary['task']} ({summary['stage']})"
-    if summary["interrupted"]:
+    if summary.get("already_complete"):
+        title += f": already complete at step {summary['steps']} (saved figures)"
+    elif summary["interrupted"]:
         title += ": interrupted, checkpoint saved; re-run the same command to resume"
     print_table(summary_table(title, rows))
+
+
+def _steps(summary: dict[str, Any]) -> str:
+    total = summary.get("total_steps")
+    return f"{summary['steps']:,}" + (f" of {total:,}" if total else "")
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -1,43 +1,102 @@
-"""Run-directory policy: re-running the same command on the same RUN resumes it.
+"""The run directory's one owner: what may be created, resumed, cleared and locked.
 
-- RUN has checkpoints and the same resolved config -> resume from the latest checkpoint.
+- RUN has checkpoints and the same resolved config -> resume from the newest checkpoint that
+  restores completely (nvlm.train.state).
 - RUN has checkpoints and a different config -> refuse (name the first differing key).
-- `--no-resume` starts over only if RUN is empty, or with `--overwrite` (which clears it).
+- `--no-resume` starts over only if RUN is empty, or with `--overwrite`.
+- `--overwrite` clears only what nvlm wrote (`OWNED`) in a directory it recognises as one of
+  its runs; anything else is refused and nothing is touched (docs/reliability.md).
+- A run holds an exclusive lock on RUN/.lock while it trains; a second run on the same RUN is
+  refused, naming the holder.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import shutil
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
+from nvlm import __version__
 from nvlm.errors import UserError
+from nvlm.outputs import check_writable_dir, refuse_inputs
+from nvlm.train.checkpoint_files import holds_checkpoints
 
 # Keys that may differ between the original run and a resume without changing the result.
 RESUME_SAFE = {"train.log_every", "train.checkpoint_every", "train.keep_checkpoints"}
 
+MARKER = ".nvlm"  # {"kind": "run", "nvlm": version, "created": ...}: this directory is ours
+LOCK = ".lock"
+# Everything nvlm itself writes in a run directory; --overwrite removes these and only these.
+OWNED = (
+    MARKER,
+    "config.yaml",
+    "checkpoints",
+    "metrics.jsonl",
+    "tb",
+    "logs",
+    "summary.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "hf",
+    "eval",
+)
+
 
 def has_checkpoint(run: Path) -> bool:
-    return (run / "checkpoints" / "checkpoint").exists()
+    """Any checkpoint file, whole or not: such a run is resumed or refused, never restarted."""
+    return holds_checkpoints(Path(run) / "checkpoints")
 
 
-def prepare(run: Path, new_config: dict, *, resume: bool, overwrite: bool) -> bool:
+def is_nvlm_run(run: Path) -> bool:
+    """RUN carries nvlm's marker, or (runs made before the marker) a config.yaml of nvlm's."""
+    run = Path(run)
+    if (run / MARKER).is_file():
+        try:
+            return json.loads((run / MARKER).read_text()).get("kind") == "run"
+        except (OSError, ValueError, AttributeError):
+            return False
+    try:
+        old = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    return isinstance(old, dict) and "train" in old and "model" in old
+
+
+def prepare(
+    run: Path,
+    new_config: dict,
+    *,
+    resume: bool,
+    overwrite: bool,
+    inputs: Mapping[str, object] | None = None,
+) -> bool:
     """Make RUN ready; return True when the run will resume from a checkpoint."""
     run = Path(run)
-    if run.exists() and not run.is_dir():
-        raise UserError(f"--out {run} is a file, not a directory (choose another --out)")
-    if overwrite and run.exists():
-        shutil.rmtree(run)
-    if run.exists() and any(run.iterdir()):
+    check_target(run, inputs)
+    if overwrite and run.is_dir() and any(run.iterdir()):
+        if not is_nvlm_run(run):
+            raise UserError(
+                f"--overwrite clears only nvlm runs, and {run} is not one (no {MARKER} marker "
+                "or nvlm config.yaml in it); nothing was removed (choose another --out)"
+            )
+        clear(run)
+    if has_checkpoint(run):
         if not resume:
             raise UserError(
-                f"run directory {run} is not empty and --no-resume was given "
+                f"run directory {run} holds checkpoints and --no-resume was given "
                 "(add --overwrite to start over, or choose another --out)"
             )
         old_path = run / "config.yaml"
-        if has_checkpoint(run) and old_path.exists():
-            old = yaml.safe_load(old_path.read_text()) or {}
+        if old_path.exists():
+            old = yaml.safe_load(old_path.read_text(encoding="utf-8")) or {}
             diff = first_difference(_layout_free(_flatten(old)), _layout_free(_flatten(new_config)))
             if diff:
                 key, a, b = diff
@@ -45,13 +104,115 @@ def prepare(run: Path, new_config: dict, *, resume: bool, overwrite: bool) -> bo
                     f"{run} holds a run with {key}={a!r} but this command resolves {key}={b!r} "
                     "(resume with the same settings, or use --overwrite / another --out)"
                 )
-            return True
-        if has_checkpoint(run):
-            return True
+        return True
     run.mkdir(parents=True, exist_ok=True)
+    mark(run)
     return False
 
 
+def check_target(run: Path, inputs: Mapping[str, object] | None = None) -> None:
+    """Refuse, before anything is written, a RUN that is (or contains) an input, is a file, is
+    not writable, or holds files that nvlm did not write."""
+    refuse_inputs(run, inputs or {})
+    if run.exists() and not run.is_dir():
+        raise UserError(f"--out {run} is a file, not a directory (choose another --out)")
+    check_writable_dir(run)
+    entries = _foreign_entries(run)
+    if entries is not None and not is_nvlm_run(run):
+        # git clone's rule: a directory with someone else's files is not a run to write into.
+        shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+        raise UserError(
+            f"--out {run} is not empty and is not an nvlm run (it holds {shown}); nvlm neither "
+            "writes into nor clears it, even with --overwrite (choose a new or empty --out)"
+        )
+
+
+def mark(run: Path) -> None:
+    """Write RUN/.nvlm (once): the proof that --overwrite may clear this directory later."""
+    path = Path(run) / MARKER
+    if not path.exists():
+        from nvlm.outputs import write_text
+
+        write_text(
+            path,
+            json.dumps({"kind": "run", "nvlm": __version__, "created": time.time()}) + "\n",
+        )
+
+
+def clear(run: Path) -> None:
+    """Remove what nvlm wrote in RUN (and its temporary files); keep everything else."""
+    for name in OWNED:
+        path = run / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    for tmp in run.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _foreign_entries(run: Path) -> list[str] | None:
+    """Entries of RUN nvlm did not write (None when RUN is missing or holds nothing else)."""
+    if not run.is_dir():
+        return None
+    names = [
+        p.name
+        for p in run.iterdir()
+        if p.name not in OWNED and p.name != LOCK and not p.name.endswith(".tmp")
+    ]
+    return names or None
+
+
+# -- the lock ------------------------------------------------------------------------------------
+@contextmanager
+def locked(run: Path, inputs: Mapping[str, object] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on RUN/.lock while the block runs (RUN is checked first and made
+    if missing; if the block fails and RUN was made here and is still empty, it goes again).
+
+    `fcntl.flock`: the kernel drops it when the process ends however it ends (SIGKILL, OOM), so
+    a stale lock never blocks a rerun. On NFS (Linux >= 2.6.12) flock is carried out as a POSIX
+    lock by the server and holds across clients; on Lustre it needs the `flock` mount option
+    (docs/reliability.md)."""
+    run = Path(run)
+    check_target(run, inputs)
+    made = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    ok = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"run directory {run} is in use by {_holder(path)} (wait for that run to end, "
+                "or choose another --out)"
+            ) from None
+        except OSError as exc:  # a file system without locks: say so rather than run unlocked
+            raise UserError(
+                f"cannot lock {path} ({exc.strerror}): put runs on a file system with flock "
+                "support (docs/reliability.md)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n".encode())
+        yield
+        ok = True
+    finally:
+        os.close(fd)  # releases the lock
+        if made and not ok and {p.name for p in run.iterdir()} <= {LOCK, MARKER}:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid, host, since = path.read_text().split()[:3]
+    except (OSError, ValueError):
+        return "another nvlm process"
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(since)))
+    return f"nvlm PID {pid} on host {host} (since {started})"
+
+
+# -- config comparison ---------------------------------------------------------------------------
 # The same run on another number of processes (--gpus) resumes: the data position and the
 # schedule are global, so what must match is the global batch and the effective learning rate,
 # not how they are split over processes, micro-batches and accumulation.

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from nvlm.train.checkpoint_files import newest_restorable, remove_partial_saves, write_pointer
+
 
 class TrainState(tf.Module):
     """Checkpointable state of one training run."""
@@ -52,23 +54,43 @@ class Checkpoints:
 
     TensorFlow writes the data and index files first and replaces the `checkpoint` pointer file
     atomically last, so a run killed while saving still points at the previous complete one.
+    The pointer is not trusted on restore, though (nvlm.train.checkpoint_files): the newest
+    checkpoint that restores completely wins, and the pointer is rewritten to it.
     """
 
     def __init__(self, state: TrainState, directory: Path, keep: int) -> None:
         self.directory = Path(directory)
+        self.keep = max(keep, 1)
         self.ckpt = tf.train.Checkpoint(state=state)
-        self.manager = tf.train.CheckpointManager(
-            self.ckpt, str(self.directory), max_to_keep=max(keep, 1), checkpoint_name="ckpt"
-        )
+        self._manager = None
+
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        # Made after the restore, so that it reads the pointer the restore rewrote.
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.ckpt, str(self.directory), max_to_keep=self.keep, checkpoint_name="ckpt"
+            )
+        return self._manager
 
     @property
     def latest(self) -> str | None:
         return self.manager.latest_checkpoint
 
-    def restore_latest(self) -> str | None:
-        path = self.manager.latest_checkpoint
-        if path:
-            self.ckpt.restore(path).assert_existing_objects_matched()
+    def restore_latest(self, *, owner: bool = True, say=None) -> str | None:
+        """Restore the newest checkpoint that restores completely (None: there is none yet).
+        `owner` (rank 0) also removes half-written saves and repairs the pointer."""
+        if owner:
+            for name in remove_partial_saves(self.directory):
+                if say is not None:
+                    say(f"removed {name}, a checkpoint save that was interrupted")
+
+        def restore(prefix: str) -> None:
+            self.ckpt.restore(prefix).assert_existing_objects_matched()
+
+        path = newest_restorable(self.directory, restore, say=say)
+        if path and owner:
+            write_pointer(self.directory, path)
         return path
 
     def save(self, step: int) -> str:

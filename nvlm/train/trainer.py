@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from nvlm.dist import SingleProcess
+from nvlm.report import info, warn
 from nvlm.train.adamw import AdamW
 from nvlm.train.lamb import Lamb
 from nvlm.train.loss_scale import LossScale
@@ -69,6 +70,8 @@ class TrainResult:
     final_metrics: dict[str, float]
     checkpoint: str | None
     resumed_from: int
+    already_complete: bool = False  # RUN had reached its last step: nothing was trained
+    signal: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM), if any
 
 
 class Trainer:
@@ -123,6 +126,7 @@ class Trainer:
         self._apply = tf.function(self._apply_impl)
         self.stop_agreed = tf.Variable(False, trainable=False)  # any rank asked to stop
         self._stop_requested = False  # a signal arrived (this rank)
+        self._signal: int | None = None  # which one
         self._stopped = False  # every rank agreed to stop after the current step
 
     # ----------------------------------------------------------------- graph functions
@@ -208,13 +212,21 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg, world = self.cfg, self.world
         ckpts = Checkpoints(self.state, self.run_dir / "checkpoints", cfg.keep_checkpoints)
-        restored = ckpts.restore_latest()
+        restored = ckpts.restore_latest(owner=world.is_root, say=warn)
         # Every rank starts from rank 0's weights and optimizer state (after a restore too), and
         # from its step and data position (a rank that cannot see the checkpoint still resumes).
         world.broadcast(self.state.all_variables())
         if world.size > 1:
             self._decorrelate_dropout(world.rank)
         start_step = int(self.state.step.numpy())
+        if start_step >= self.total_steps:
+            # A finished run: report it, change nothing (no log rewrite, no new summary).
+            return self._complete(start_step, restored)
+        if restored:
+            info(
+                f"resuming {self.run_dir} from step {start_step} of {self.total_steps} "
+                f"(checkpoint {Path(restored).name})"
+            )
         crash = _injected_crash(world.rank)
         log = _MetricsLog(self.run_dir, enabled=world.is_root, resume_step=start_step)
         progress = Progress(
@@ -281,6 +293,7 @@ class Trainer:
         finally:
             progress.close()
             log.close()
+            self._restore_signal_handlers()
         total = time.perf_counter() - t_start
         measured = (time.perf_counter() - t_measure) if t_measure is not None else total
         if t_measure is None:
@@ -302,6 +315,24 @@ class Trainer:
             final_metrics=final_metrics,
             checkpoint=last_ckpt,
             resumed_from=start_step,
+            signal=(self._signal or signal.SIGTERM) if self._stopped else None,
+        )
+
+    def _complete(self, step: int, checkpoint: str | None) -> TrainResult:
+        return TrainResult(
+            steps=step,
+            examples=int(self.state.examples.numpy()),
+            total_time_s=0.0,
+            measured_time_s=0.0,
+            measured_examples=0,
+            sequences_per_s=0.0,
+            tokens_per_s=0.0,
+            mfu=None,
+            skipped_steps=int(self.state.skipped.numpy()),
+            final_metrics={},
+            checkpoint=checkpoint,
+            resumed_from=step,
+            already_complete=True,
         )
 
     def _decorrelate_dropout(self, rank: int) -> None:
@@ -347,12 +378,18 @@ class Trainer:
                 signal.signal(signum, signal.SIG_DFL)
                 signal.raise_signal(signum)
             self._stop_requested = True
+            self._signal = signum
 
+        self._saved_handlers = {}
         try:
-            signal.signal(signal.SIGTERM, handler)
-            signal.signal(signal.SIGINT, handler)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._saved_handlers[signum] = signal.signal(signum, handler)
         except ValueError:  # not the main thread (e.g. some test runners)
             pass
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, previous in getattr(self, "_saved_handlers", {}).items():
+            signal.signal(signum, previous)
 
     @property
     def interrupted(self) -> bool:
