@@ -39,7 +39,7 @@ def convert(
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Convert a checkpoint between nvlm and Hugging Face formats.
+    r"""Convert a checkpoint between nvlm and Hugging Face formats.
 
     Examples:
 
@@ -47,13 +47,13 @@ def convert(
 
         nvlm convert ~/models/bert-base-uncased runs/bert-base --model bert --to nvlm
 
-        nvlm convert runs/electra-p1 hf/electra-disc --model electra --to hf --part discriminator
+        nvlm convert runs/electra-p1 hf/electra-disc --model electra --to hf \
+          --part discriminator
     """
     from nvlm import registry
     from nvlm.errors import UserError
-    from nvlm.report import emit_json, info, warn
-
     from nvlm.outputs import refuse_inputs
+    from nvlm.report import emit_json, info, warn
 
     refuse_inputs(dst, {"SRC": src}, option="DST")
     plugin = registry.get(model)

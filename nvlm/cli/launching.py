@@ -67,7 +67,10 @@ HostfileOption = Annotated[
 ]
 ControllerOption = Annotated[
     str,
-    typer.Option("--controller", help="horovodrun's controller: gloo (default) or mpi."),
+    typer.Option(
+        "--controller",
+        help="horovodrun's controller: auto, gloo or mpi (auto = gloo, which needs no MPI).",
+    ),
 ]
 DryRunFlag = Annotated[
     bool,
@@ -107,11 +110,6 @@ class Outcome:
     is_root: bool = True
 
     @property
-    def show_summary(self) -> bool:
-        """Print the summary table here (a launched job's rank 0 printed it already)."""
-        return self.where in ("here", "rank") and self.is_root
-
-    @property
     def reports(self) -> bool:
         """This process reports the result (--json, follow-up steps such as an evaluation)."""
         return self.summary is not None and self.is_root and not ranks.is_child()
@@ -145,13 +143,9 @@ def child_command(
 
 
 def launch_training(job: TrainingJob, opts: LaunchOptions) -> Outcome:
-    """`launch_or_run`, then the summary table where this process should print it. The caller
-    reports the rest (--json, a follow-up evaluation) when `outcome.reports`."""
-    from nvlm.train.run import print_summary
-
-    outcome = launch_or_run(job, opts)
-    if outcome.show_summary:
-        print_summary(outcome.summary)
+    """`launch_or_run`; a run stopped by a signal then raises `Interrupted`. The caller reports
+    the rest (--json, a follow-up evaluation) when `outcome.reports`."""
+    outcome = launch_or_run(job, opts)  # the training rank 0 printed the summary table
     summary = outcome.summary or {}
     # A run stopped by Ctrl-C / SIGTERM saved its checkpoint; its exit status still says it did
     # not finish (130 / 143). A launched rank leaves that to the parent, which got the signal.
@@ -350,6 +344,7 @@ def _as_child(job: TrainingJob) -> Outcome:
         os.environ["TTY_COMPATIBLE"] = "1"  # rich: draw progress as on the parent's terminal
         os.environ["COLUMNS"] = os.environ["NVLM_TTY_COLUMNS"]
     log.started()
+
     # No rank outlives the nvlm process that launched it (started before Horovod, which may
     # wait forever for a peer that was killed with it).
     def orphaned(why: str) -> None:

@@ -94,6 +94,8 @@ def write_pointer(directory: Path, chosen: str) -> None:
 
     directory = Path(directory)
     name = Path(chosen).name
+    if _pointer_names(directory) == name:
+        return  # intact and right (a finished run's rerun changes nothing)
     step = int(name.split("-")[1])
     older = [
         f"ckpt-{s}"
@@ -108,13 +110,18 @@ def write_pointer(directory: Path, chosen: str) -> None:
         f"all_model_checkpoint_timestamps: {(directory / f'{n}.index').stat().st_mtime:.6f}"
         for n in older
     ]
-    text = "\n".join(lines) + "\n"
+    write_text(directory / POINTER, "\n".join(lines) + "\n")
+
+
+def _pointer_names(directory: Path) -> str | None:
+    """The checkpoint name the pointer file names, if it parses."""
+    import tensorflow as tf
+
     try:
-        if (directory / POINTER).read_text() == text:
-            return  # a finished run's rerun changes nothing
-    except (OSError, UnicodeDecodeError):
-        pass
-    write_text(directory / POINTER, text)
+        state = tf.train.get_checkpoint_state(str(directory))
+    except Exception:  # noqa: BLE001 - a garbled pointer is what is being repaired
+        return None
+    return Path(state.model_checkpoint_path).name if state else None
 
 
 def _reason(exc: Exception) -> str:

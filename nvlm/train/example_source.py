@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from queue import Queue
 
 import numpy as np
+
+from nvlm.data import integrity
+from nvlm.errors import UserError
 
 
 class ExampleSource:
@@ -108,7 +112,7 @@ class ExampleSource:
                 raise item
             yield item
 
-    def dataset(
+    def prefetched_batches(
         self,
         start: int,
         micro_batch: int,
@@ -116,11 +120,16 @@ class ExampleSource:
         rank: int = 0,
         world: int = 1,
         dtypes: dict | None = None,
-    ):
-        """The same micro-batches as a `tf.data.Dataset` (prefetched by tf.data).
+    ) -> Iterator[dict]:
+        """The same micro-batches as `micro_batches`, through a `tf.data.Dataset` that
+        prefetches them (as tensors of `dtypes`).
 
         The order stays a pure function of (seed, position): tf.data only runs ahead of the
         training step, so a resumed run rebuilds the dataset from the saved position.
+
+        A `UserError` of the parts (a corrupt shard) must reach the user as its one line, not
+        as a TensorFlow error wrapping a traceback: the generator ends the dataset there
+        instead, and this iterator raises the error in its place, after the batches before it.
         """
         import tensorflow as tf
 
@@ -130,14 +139,22 @@ class ExampleSource:
             k: tf.TensorSpec((micro_batch, *v.shape[1:]), dtypes.get(k, tf.as_dtype(v.dtype)))
             for k, v in first.items()
         }
+        failure: list[UserError] = []
 
         def generate():
-            for batch in self.micro_batches(start, micro_batch, rank=rank, world=world, prefetch=2):
-                yield {k: v.astype(signature[k].dtype.as_numpy_dtype) for k, v in batch.items()}
+            try:
+                for batch in self.micro_batches(
+                    start, micro_batch, rank=rank, world=world, prefetch=2
+                ):
+                    yield {k: v.astype(signature[k].dtype.as_numpy_dtype) for k, v in batch.items()}
+            except UserError as exc:
+                failure.append(exc)
 
-        return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(
-            tf.data.AUTOTUNE
-        )
+        ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        yield from ds.prefetch(tf.data.AUTOTUNE)
+        if failure:
+            raise failure[0]
+        raise RuntimeError("the micro-batch stream ended")  # endless unless a part failed
 
 
 class ArrayPart:
@@ -155,23 +172,47 @@ class ArrayPart:
 
 
 class Hdf5Part:
-    """One HDF5 shard; the file is opened lazily and kept open."""
+    """One HDF5 shard; the file is opened lazily and kept open.
 
-    def __init__(self, path, keys: Sequence[str]) -> None:
-        import h5py
+    `rows`: the row count the manifest records (checked at start), which spares opening every
+    shard here. `bounds`: dataset -> exclusive upper bound of its values; each block read is
+    checked against them in numpy, so a corrupt id ends the run naming this file instead of
+    failing inside TensorFlow (nvlm.data.integrity). A read error names the file too.
+    """
 
+    def __init__(self, path, keys: Sequence[str], *, rows: int | None = None,
+                 bounds: dict[str, int] | None = None) -> None:  # fmt: skip
         self.path = str(path)
         self.keys = list(keys)
-        with h5py.File(self.path, "r") as f:
-            self.n = int(f[self.keys[0]].shape[0])
+        self.bounds = dict(bounds or {})
         self._file = None
+        if rows is None:
+            rows = int(self._open()[self.keys[0]].shape[0])
+        self.n = int(rows)
 
     def __len__(self) -> int:
         return self.n
 
-    def read(self, start: int, stop: int) -> dict[str, np.ndarray]:
+    def _open(self):
         import h5py
 
         if self._file is None:
-            self._file = h5py.File(self.path, "r")
-        return {k: self._file[k][start:stop] for k in self.keys}
+            try:
+                self._file = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise integrity.read_error(Path(self.path), exc) from None
+        return self._file
+
+    def read(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        f = self._open()
+        try:
+            out = {k: f[k][start:stop] for k in self.keys}
+        except (OSError, KeyError, RuntimeError) as exc:  # what h5py raises on a damaged file
+            raise integrity.read_error(Path(self.path), exc) from None
+        short = [k for k, v in out.items() if len(v) != stop - start]
+        if short:
+            raise integrity.corrupt(
+                Path(self.path), f"has fewer rows in {short[0]} than the manifest records"
+            )
+        integrity.check_values(Path(self.path), out, self.bounds, first_row=start)
+        return out

@@ -108,7 +108,10 @@ def _train_locked(
     )
     result = trainer.fit()
     if result.already_complete:
-        return _already_complete(cfg, task, result, run)
+        summary = _already_complete(cfg, task, result, run)
+        if world.is_root:
+            print_summary(summary)
+        return summary
     summary = _summary(cfg, task, result, run, trainer)
     finish = getattr(plugin, "finish_run", None)  # e.g. ELECTRA exports RUN/hf at the end
     if world.is_root and finish is not None and result.steps == trainer.total_steps:
@@ -116,6 +119,7 @@ def _train_locked(
             info(f"[yellow]export:[/yellow] {line}")
     if world.is_root:
         _write_json(run / "summary.json", summary)
+        print_summary(summary)  # in RUN/logs/run.log too
     return summary
 
 

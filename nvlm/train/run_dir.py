@@ -30,7 +30,12 @@ from nvlm.outputs import check_writable_dir, refuse_inputs
 from nvlm.train.checkpoint_files import holds_checkpoints
 
 # Keys that may differ between the original run and a resume without changing the result.
-RESUME_SAFE = {"train.log_every", "train.checkpoint_every", "train.keep_checkpoints"}
+RESUME_SAFE = {
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "data.verify",  # how much of the data is checked at start, not what is trained
+}
 
 MARKER = ".nvlm"  # {"kind": "run", "nvlm": version, "created": ...}: this directory is ours
 LOCK = ".lock"
@@ -245,8 +250,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def first_difference(old: dict, new: dict) -> tuple[str, object, object] | None:
     for key in sorted(set(old) | set(new)):
-        if key in RESUME_SAFE:
-            continue
+        if key in RESUME_SAFE or key not in old:
+            continue  # a key newer than the run's config.yaml: the run had its default
         if old.get(key) != new.get(key):
             return key, old.get(key), new.get(key)
     return None

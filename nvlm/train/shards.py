@@ -1,13 +1,21 @@
 """What a training run needs to know about a directory of pretraining shards (from its
 manifest.json, written by `nvlm data pretraining`), checked against the model up front so that
-a mismatch is one clear error instead of a shape error deep inside TensorFlow."""
+a mismatch is one clear error instead of a shape error deep inside TensorFlow.
+
+`ShardInfo.check()` compares every shard with the manifest before training (nvlm.data.integrity)
+and `ShardInfo.parts()` gives the training input parts that check each block of rows they read.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from nvlm.data import integrity
+from nvlm.data.shard_format import schema
 from nvlm.errors import UserError
 
 
@@ -22,6 +30,36 @@ class ShardInfo:
     shard_paths: list[Path]
     examples: int
     lowercase: bool = True
+    records: list[dict] = field(default_factory=list)  # the manifest's shard records
+    datasets: dict[str, tuple[np.dtype, tuple[int, ...]]] = field(default_factory=dict)
+
+    def layout(self, record: dict) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """Dataset -> (dtype, full shape) that the shard of `record` must hold."""
+        n = int(record["instances"])
+        return {name: (dtype, (n, *shape)) for name, (dtype, shape) in self.datasets.items()}
+
+    @property
+    def bounds(self) -> dict[str, int]:
+        """Dataset -> the exclusive upper bound of its values (every lower bound is 0)."""
+        return integrity.shard_bounds(self.datasets, vocab_size=self.vocab_size,
+                                      seq_len=self.seq_len)  # fmt: skip
+
+    def check(self, *, full: bool = False, world=None) -> None:
+        """Every shard against the manifest: size and HDF5 layout; `full` also sha256."""
+        integrity.check_files(
+            [(p, self.layout(r), r) for p, r in zip(self.shard_paths, self.records, strict=True)],
+            full=full,
+            world=world,
+        )
+
+    def parts(self, keys) -> list:
+        """The shards as training input parts (row counts from the manifest, rows checked)."""
+        from nvlm.train.example_source import Hdf5Part
+
+        return [
+            Hdf5Part(p, keys, rows=int(r["instances"]), bounds=self.bounds)
+            for p, r in zip(self.shard_paths, self.records, strict=True)
+        ]
 
 
 def read_shards(directory: str | Path, *, expect_kind: str | None = None) -> ShardInfo:
@@ -80,4 +118,17 @@ def read_shards(directory: str | Path, *, expect_kind: str | None = None) -> Sha
         shard_paths=paths,
         examples=sum(int(s.get("instances", 0)) for s in shards),
         lowercase=bool(params.get("lowercase", True)),
+        records=list(shards),
+        datasets=_datasets(m, model or (expect_kind or ""), params),
     )
+
+
+def _datasets(manifest: dict, model: str, params: dict) -> dict:
+    """Dataset -> (dtype, per-row shape): as the manifest lists them, else the format's."""
+    listed = manifest.get("datasets")
+    if listed:
+        return {
+            name: (np.dtype(d["dtype"]), tuple(int(x) for x in d["shape"][1:]))
+            for name, d in listed.items()
+        }
+    return schema(model, int(params["seq_len"]), params.get("max_predictions"))

@@ -211,8 +211,14 @@ class Trainer:
     # ----------------------------------------------------------------- the loop
     def fit(self) -> TrainResult:
         cfg, world = self.cfg, self.world
+        # From here on a signal stops the run after a step, with a checkpoint.
+        self._install_signal_handlers()
         ckpts = Checkpoints(self.state, self.run_dir / "checkpoints", cfg.keep_checkpoints)
-        restored = ckpts.restore_latest(owner=world.is_root, say=warn)
+        try:
+            restored = ckpts.restore_latest(owner=world.is_root, say=warn)
+        except BaseException:
+            self._restore_signal_handlers()
+            raise
         # Every rank starts from rank 0's weights and optimizer state (after a restore too), and
         # from its step and data position (a rank that cannot see the checkpoint still resumes).
         world.broadcast(self.state.all_variables())
@@ -221,6 +227,7 @@ class Trainer:
         start_step = int(self.state.step.numpy())
         if start_step >= self.total_steps:
             # A finished run: report it, change nothing (no log rewrite, no new summary).
+            self._restore_signal_handlers()
             return self._complete(start_step, restored)
         if restored:
             info(
@@ -232,7 +239,6 @@ class Trainer:
         progress = Progress(
             self.total_steps, start_step, enabled=world.is_root and self.show_progress
         )
-        self._install_signal_handlers()
 
         batches = self.spec.batches(int(self.state.examples.numpy()))
         step = start_step
