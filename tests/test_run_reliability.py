@@ -186,7 +186,9 @@ def test_no_restorable_checkpoint_is_refused_not_restarted(shards, finished, tmp
     assert result.exit_code == 2
     line = error_line(result)
     assert f"no checkpoint in {run / 'checkpoints'} restores completely" in line
-    assert "ckpt-20 (a file is truncated)" in line and "ckpt-10 (its .index file is missing)" in line
+    assert (
+        "ckpt-20 (a file is truncated)" in line and "ckpt-10 (its .index file is missing)" in line
+    )
     after = tree(run)
     after.pop(".lock", None), before.pop(".lock", None)
     assert after == before
@@ -381,3 +383,22 @@ def test_run_directory_rules_in_isolation(tmp_path):
         with run_dir.locked(tmp_path / "new", {"--data": tmp_path / "new"}):
             pass
     assert not (tmp_path / "new").exists()
+
+
+def test_convert_overwrite_replaces_only_nvlm_exports(finished, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "a.txt").write_text("keep\n")
+    result = invoke("convert", finished, foreign, "--model", "bert", "--to", "hf", "--overwrite")
+    assert result.exit_code == 2
+    assert f"{foreign} is not one (no .nvlm marker); nothing was removed" in error_line(result)
+    assert sorted(p.name for p in foreign.iterdir()) == ["a.txt"]
+
+    result = invoke("convert", finished, finished, "--model", "bert", "--to", "hf", "--overwrite")
+    assert result.exit_code == 2 and f"DST {finished} is the input SRC" in error_line(result)
+
+    export = tmp_path / "hf"
+    for _ in range(2):  # the second time over its own export
+        result = invoke("convert", finished, export, "--model", "bert", "--to", "hf", "--overwrite")
+        assert result.exit_code == 0, result.output
+    assert (export / "model.safetensors").exists() and (export / ".nvlm").exists()
