@@ -140,6 +140,7 @@ def main() -> None:
         str(args.vocab_size),
         "--out",
         str(work / "vocab.txt"),
+        "--overwrite",  # a --work directory may hold the vocab of an earlier run
     )
     # The machine may be shared: measure pipeline and raw tokenization back to back, several
     # rounds, and take the median of the per-round ratios (each round sees similar load).

@@ -81,6 +81,9 @@ class DataConfig:
     max_query_len: int = _f(64, ge=1)
     eval_batch_size: int = _f(8, ge=1)
     squad_version: Literal["1.1", "2.0"] = "1.1"  # SQuAD fine-tuning: 2.0 adds no-answer
+    # Before training, check each data file against its manifest: "size" (byte size and HDF5
+    # layout, no data read) or "full" (also sha256: reads every byte). docs/training.md.
+    verify: Literal["size", "full"] = "size"
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,13 @@ def read_yaml(path: Path, what: str) -> Mapping[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:  # not found, a directory, no permission
         raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        at_line = exc.object[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{what} {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at line "
+            f"{at_line})",
+            hint="save it as UTF-8",
+        ) from None
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:

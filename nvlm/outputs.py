@@ -96,8 +96,11 @@ def check_writable_dir(directory: str | os.PathLike[str], *, option: str = "--ou
         )
 
 
-def disk_full(path: str | os.PathLike[str], written: int | None = None) -> RunFailed:
-    """The one-line failure for ENOSPC while writing `path`."""
+def disk_full(
+    path: str | os.PathLike[str], written: int | None = None, *, needed: int | None = None
+) -> RunFailed:
+    """The one-line failure for ENOSPC while writing `path`: `needed` is an estimate of the
+    whole file's size where the writer can make one, else `written` a lower bound."""
     target = Path(path)
     probe = target.parent if str(target.parent) else Path(".")
     while not probe.exists() and probe.parent != probe:
@@ -107,7 +110,10 @@ def disk_full(path: str | os.PathLike[str], written: int | None = None) -> RunFa
     except OSError:
         free = None
     free_text = "unknown" if free is None else _size(free)
-    need = f"; it needed more than {_size(written)}" if written else ""
+    if needed:
+        need = f"; it needs about {_size(needed)}"
+    else:
+        need = f"; it needed more than {_size(written)}" if written else ""
     return RunFailed(
         f"no space left on the device writing {target} ({free_text} free{need}); "
         "free some space or choose another output, then re-run"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,77 @@ def test_changed_input_is_named(demo_corpus, demo_vocab, tmp_path):
     corpus.write_bytes(demo_corpus.read_bytes() + b"\nOne more sentence.\n")
     result = _pretrain(corpus, demo_vocab, out, "--dupe-factor", "1", "--shards", "1")
     _assert_user_error(result, "other content in input 1", str(Path(corpus).resolve()))
+
+
+def test_vocab_of_only_special_tokens(demo_corpus, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
+    result = _pretrain(demo_corpus, vocab, tmp_path / "out")
+    _assert_user_error(result, "holds only the special tokens", "nvlm data vocab")
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_document_names_the_real_problem(demo_vocab, tmp_path):
+    (tmp_path / "c.txt").write_text("one sentence here.\nand another.\n")
+    result = _pretrain(tmp_path / "c.txt", demo_vocab, tmp_path / "out")
+    _assert_user_error(
+        result, "the input has 1 document; BERT pretraining needs at least 2", "blank line"
+    )
+    assert "--shards" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["data", "pretraining", "--model", "bert", "--input", "{corpus}", "--vocab", "{dir}",
+          "--out", "{out}"], "vocab {dir} is a directory, not a vocab.txt file (pass {dir}/vocab.txt)"),
+        (["data", "lm", "--train", "{dir}", "--out", "{out}"],
+         "--train {dir} is a directory, not a text file"),
+        (["data", "lm", "--train", "{corpus}", "--vocab", "{dir}", "--out", "{out}"],
+         "vocabulary {dir} is a directory, not a vocab.txt file"),
+        (["data", "wikipedia", "{dir}", "--out", "{out}"],
+         "the dump {dir} is a directory, not a file (pass the pages-articles .xml.bz2 file"),
+    ],
+)  # fmt: skip
+def test_a_directory_where_a_file_is_expected(demo_corpus, demo_vocab, tmp_path, command, expected):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "vocab.txt").write_bytes(demo_vocab.read_bytes())
+    values = {"corpus": str(demo_corpus), "dir": str(folder), "out": str(tmp_path / "out")}
+    result = runner.invoke(app, [arg.format(**values) for arg in command])
+    _assert_user_error(result, expected.format(**values))
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_below_a_file_is_one_line(demo_corpus, demo_vocab, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for args in (
+        ["data", "vocab", "--input", str(demo_corpus), "--out", str(tmp_path / "afile" / "v.txt")],
+        ["data", "pretraining", "--model", "bert", "--input", str(demo_corpus), "--vocab",
+         str(demo_vocab), "--out", str(tmp_path / "afile" / "shards")],
+        ["data", "lm", "--train", str(demo_corpus), "--out", str(tmp_path / "afile" / "lm")],
+    ):  # fmt: skip
+        _assert_user_error(runner.invoke(app, args), f"{tmp_path / 'afile'} is a file")
+
+
+def test_unwritable_out_is_one_line(demo_corpus, demo_vocab, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:
+        # root writes anywhere: permission bits are not enforced, so deny the check itself.
+        real = os.access
+        monkeypatch.setattr(
+            "nvlm.outputs.os.access", lambda p, mode: Path(p) != locked and real(p, mode)
+        )
+    else:
+        locked.chmod(0o500)
+    try:
+        for args in (
+            ["data", "vocab", "--input", str(demo_corpus), "--out", str(locked / "v.txt")],
+            ["data", "pretraining", "--model", "bert", "--input", str(demo_corpus), "--vocab",
+             str(demo_vocab), "--out", str(locked / "shards")],
+        ):  # fmt: skip
+            _assert_user_error(runner.invoke(app, args), f"permission denied to write in {locked}")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)

@@ -1,8 +1,10 @@
 """`nvlm data ...`: corpora, vocabularies, pretraining shards, downloads (library: nvlm.data).
 
 Every command here parses its options, calls one library function, and prints a summary table
-on stderr (or JSON on stdout with --json). Inputs may be given as `--input a.txt b.txt`,
-repeated `--input`, directories or quoted globs.
+on stderr (or JSON on stdout with --json); `verify`, whose table is its result, prints it on
+stdout. Inputs may be given as `--input a.txt b.txt`, repeated `--input`, directories or quoted
+globs. No command writes over its inputs, or over a file it did not make unless told
+(`--overwrite`). SIGTERM stops a command like Ctrl-C: clean-up runs, exit 143 (Ctrl-C: 130).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Annotated
 import typer
 
 from nvlm.cli.options import JsonFlag
+from nvlm.data.stop_signal import sigterm_stops
 from nvlm.errors import UserError
-from nvlm.report import console, emit_json, print_table, summary_table
+from nvlm.report import console, emit_json, print_result_table, print_table, summary_table
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -42,6 +45,10 @@ ErrorsOption = Annotated[
         help="On bytes that are not UTF-8: strict (stop, naming file and byte offset) or replace.",
     ),
 ]
+
+
+def _overwrite_option(what: str) -> object:
+    return Annotated[bool, typer.Option("--overwrite", help=f"Replace {what}.")]
 
 
 def _inputs(ctx: typer.Context, given: list[str] | None) -> list[str]:
@@ -82,6 +89,7 @@ def vocab(
         int, typer.Option("--min-frequency", help="Ignore merges seen fewer times.")
     ] = 2,
     errors: ErrorsOption = "strict",
+    overwrite: _overwrite_option("--out if it exists") = False,
     json_: JsonFlag = False,
 ) -> None:
     """Train a BERT-style WordPiece vocab (one token per line; [PAD] [UNK] [CLS] [SEP] [MASK] = ids 0-4).
@@ -93,10 +101,13 @@ def vocab(
     from nvlm.data.inputs import expand_inputs
     from nvlm.data.vocab_trainer import train_vocab
 
-    paths = expand_inputs(_inputs(ctx, inputs))
-    summary = train_vocab(
-        paths, vocab_size, out, cased=cased, min_frequency=min_frequency, errors=errors
-    )
+    # A directory input may hold --out: the vocab is not text to learn from.
+    paths = expand_inputs(_inputs(ctx, inputs), exclude=out)
+    with sigterm_stops("data vocab"):
+        summary = train_vocab(
+            paths, vocab_size, out, cased=cased, min_frequency=min_frequency, errors=errors,
+            overwrite=overwrite,
+        )  # fmt: skip
     _finish(
         "nvlm data vocab",
         summary,
@@ -159,7 +170,7 @@ def pretraining(
         int, typer.Option("--shards", help="HDF5 files to write; 0 = one per 64 MiB of input.")
     ] = 0,
     workers: Annotated[
-        int, typer.Option("--workers", "-w", help="Worker processes (default: CPU cores).")
+        int, typer.Option("--workers", "-w", help="Worker processes; 0 = one per CPU core.")
     ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 12345,
     lowercase: Annotated[
@@ -188,18 +199,20 @@ def pretraining(
     ] = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Make pretraining shards (HDF5) and manifest.json from text: one sentence per line, blank line between documents.
+    r"""Make pretraining shards (HDF5) and manifest.json from text: one sentence per line, blank line between documents.
 
     Re-running the same command keeps finished shards and makes only the missing ones.
 
     Example:
 
-        nvlm data pretraining --model bert --input corpus/ --vocab vocab.txt --out data/bert-128 --shards 8 --workers 4
+        nvlm data pretraining --model bert --input corpus/ --vocab vocab.txt \
+          --out data/bert-128 --shards 8 --workers 4
     """
     from nvlm.data.inputs import expand_inputs
     from nvlm.data.pretraining import prepare_pretraining
     from nvlm.data.pretraining_config import PretrainingConfig
     from nvlm.data.progress import PipelineProgress
+    from nvlm.outputs import refuse_inputs
 
     cfg = PretrainingConfig.create(
         model.value, seq_len=seq_len, max_predictions=max_predictions, masked_lm_prob=masked_lm_prob,
@@ -211,14 +224,15 @@ def pretraining(
         console().print(
             "[yellow]warning:[/yellow] ELECTRA shards are unmasked; masking options are ignored"
         )
-    # A directory input may hold an earlier --out: its shards are not text.
-    paths = [
-        p for p in expand_inputs(_inputs(ctx, inputs)) if out.resolve() not in p.resolve().parents
-    ]
-    summary = prepare_pretraining(
-        cfg, paths, vocab, out, workers=workers or os.cpu_count() or 1, overwrite=overwrite,
-        progress=PipelineProgress,  # on stderr: it never mixes with --json on stdout
-    )  # fmt: skip
+    specs = _inputs(ctx, inputs)
+    refuse_inputs(out, {"--input": specs, "--vocab": vocab})
+    # A directory input may hold this --out: an earlier run's shards are not text.
+    paths = expand_inputs(specs, exclude=out)
+    with sigterm_stops("data pretraining", "finished shards are kept: re-run to resume"):
+        summary = prepare_pretraining(
+            cfg, paths, vocab, out, workers=workers or os.cpu_count() or 1, overwrite=overwrite,
+            progress=PipelineProgress,  # on stderr: it never mixes with --json on stdout
+        )  # fmt: skip
     _finish(
         f"nvlm data pretraining ({summary['model']})",
         summary,
@@ -254,29 +268,32 @@ def lm(
             "--max-size", help="Keep at most N tokens (the most frequent); the rest is <unk>."
         ),
     ] = None,
+    overwrite: _overwrite_option("files in --out that nvlm data lm did not make") = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Tokenize a word-level corpus (WikiText style) for Transformer-XL: a frequency-ordered
-    vocabulary, one int32 token stream per split (HDF5) and a manifest.
+    r"""Tokenize a word-level corpus (WikiText style) for Transformer-XL: a frequency-ordered vocabulary, one int32 token stream per split (HDF5) and a manifest.
 
-    Every line ends with <eos>; words keep their case; <unk> stays a token. The streams do not
-    depend on batch size, sequence length or GPU count.
+    Every line ends with <eos>; words keep their case; <unk> stays a token. The streams do not depend on batch size, sequence length or GPU count.
 
     Example:
 
-        nvlm data lm --train wikitext-103/wiki.train.tokens --valid wikitext-103/wiki.valid.tokens --test wikitext-103/wiki.test.tokens --out data/wt103
+        nvlm data lm --train wikitext-103/wiki.train.tokens \
+          --valid wikitext-103/wiki.valid.tokens \
+          --test wikitext-103/wiki.test.tokens --out data/wt103
     """
     from nvlm.data.lm_corpus import build_lm_corpus
 
     inputs = {"train": train, "valid": valid, "test": test}
-    summary = build_lm_corpus(
-        {k: v for k, v in inputs.items() if v is not None},
-        out,
-        vocab=vocab,
-        min_freq=min_freq,
-        max_size=max_size,
-        on_split=None if json_ else (lambda what: console().print(f"[dim]{what}...[/dim]")),
-    )
+    with sigterm_stops("data lm"):
+        summary = build_lm_corpus(
+            {k: v for k, v in inputs.items() if v is not None},
+            out,
+            vocab=vocab,
+            min_freq=min_freq,
+            max_size=max_size,
+            overwrite=overwrite,
+            on_split=None if json_ else (lambda what: console().print(f"[dim]{what}...[/dim]")),
+        )
     keys = "out vocab_size vocab_source " + " ".join(
         f"{s}_tokens {s}_unk" for s in ("train", "valid", "test") if f"{s}_tokens" in summary
     )
@@ -290,7 +307,7 @@ def verify(
 ) -> None:
     """Re-check every shard against manifest.json: sha256, datasets, shapes, dtypes, value ranges, counts.
 
-    Exits 2 and names each bad shard if any is bad.
+    The result (a `bad NAME: problems` line per bad file, then the table) goes to stdout, so `nvlm data verify DIR | grep bad` works; exits 2 and names the bad files if any is bad.
 
     Example:
 
@@ -303,10 +320,11 @@ def verify(
         emit_json(report)
     else:
         for bad in report["bad"]:
-            console().print(f"[red]bad[/red] {bad['name']}: " + "; ".join(bad["problems"]))
+            # Plain text: one line per file whatever the terminal width (grep, awk).
+            typer.echo(f"bad {bad['name']}: " + "; ".join(bad["problems"]))
         for name in report.get("unlisted_files", []):
             console().print(f"[yellow]warning:[/yellow] {name} is not listed in the manifest")
-        print_table(
+        print_result_table(
             summary_table(
                 f"nvlm data verify ({report['kind']})",
                 [
@@ -320,13 +338,26 @@ def verify(
             )
         )
     if report["bad"]:
-        names = ", ".join(b["name"] for b in report["bad"])
         raise UserError(
-            f"{len(report['bad'])} of {report['files']} shard(s) in {directory} are bad: {names}",
+            f"{len(report['bad'])} of {report['files']} shard(s) in {directory} are bad: "
+            + _bad_summary(report["bad"]),
             hint=report.get(
                 "rebuild_hint", "re-run the same `nvlm data pretraining` command to rebuild them"
             ),
         )
+
+
+def _bad_summary(bad: list[dict], files: int = 4, problems: int = 2) -> str:
+    """`name: problem; problem, name: ...`, a few of each: the error line stays readable when
+    stdout (the full list) goes to a pipe."""
+    parts = []
+    for entry in bad[:files]:
+        shown = entry["problems"][:problems]
+        more = len(entry["problems"]) - len(shown)
+        parts.append(f"{entry['name']}: " + "; ".join(shown) + (f" (+{more} more)" if more else ""))
+    if len(bad) > files:
+        parts.append(f"and {len(bad) - files} more")
+    return ", ".join(parts)
 
 
 class Dataset(StrEnum):
@@ -353,6 +384,7 @@ def download(
             help="Take the files from this local file or directory instead of the network (verified the same way).",
         ),
     ] = None,
+    overwrite: _overwrite_option("files in --out that are not the published ones") = False,
     json_: JsonFlag = False,
 ) -> None:
     """Download an official data set, verify its published checksum, unpack it.
@@ -367,9 +399,11 @@ def download(
 
     from nvlm.data.download import download_dataset
 
+    # transient: the bars go when done (the table says what came), so an error stays one line.
     with Progress(
-        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(), console=console()
-    ) as bar:
+        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+        console=console(), transient=True,
+    ) as bar:  # fmt: skip
         tasks: dict[str, int] = {}
 
         def on_bytes(name: str, done: int, total: int | None) -> None:
@@ -377,9 +411,11 @@ def download(
                 tasks[name] = bar.add_task(name, total=total)
             bar.update(tasks[name], completed=done, total=total)
 
-        summary = download_dataset(
-            dataset.value, out, version=version, lang=lang, from_path=from_path, on_bytes=on_bytes
-        )
+        with sigterm_stops(f"data download {dataset.value}"):
+            summary = download_dataset(
+                dataset.value, out, version=version, lang=lang, from_path=from_path,
+                overwrite=overwrite, on_bytes=on_bytes,
+            )  # fmt: skip
     rows = [
         (Path(f["path"]).name, f"{f['checksum'].split(':')[0]} ok, {f['bytes']:,} bytes")
         for f in summary["files"]
@@ -396,7 +432,7 @@ def wikipedia(
     dump: Annotated[Path, typer.Argument(help="A pages-articles .xml.bz2 dump.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the text files.")],
     workers: Annotated[
-        int, typer.Option("--workers", "-w", help="Worker processes (default: CPU cores).")
+        int, typer.Option("--workers", "-w", help="Worker processes; 0 = one per CPU core.")
     ] = 0,
     shards: Annotated[
         int, typer.Option("--shards", help="Text files to write (article k goes to file k mod N).")
@@ -407,30 +443,33 @@ def wikipedia(
     ] = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Extract article text from a Wikipedia dump: one sentence per line, blank line between articles.
+    r"""Extract article text from a Wikipedia dump: one sentence per line, blank line between articles.
 
     The output is ready for `nvlm data pretraining`.
 
     Example:
 
-        nvlm data wikipedia data/wikipedia/enwiki-latest-pages-articles.xml.bz2 --out data/wiki-text --workers 8 --shards 64
+        nvlm data wikipedia data/wikipedia/enwiki-latest-pages-articles.xml.bz2 \
+          --out data/wiki-text --workers 8 --shards 64
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from nvlm.data.wikipedia import extract_wikipedia
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console()
-    ) as bar:
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console(), transient=True,
+    ) as bar:  # fmt: skip
         task = bar.add_task("reading pages")
 
         def on_pages(pages: int, documents: int) -> None:
             bar.update(task, description=f"{pages:,} pages read, {documents:,} articles written")
 
-        summary = extract_wikipedia(
-            dump, out, workers=workers or os.cpu_count() or 1, shards=shards, lang=lang,
-            overwrite=overwrite, on_pages=on_pages,
-        )  # fmt: skip
+        with sigterm_stops("data wikipedia"):
+            summary = extract_wikipedia(
+                dump, out, workers=workers or os.cpu_count() or 1, shards=shards, lang=lang,
+                overwrite=overwrite, on_pages=on_pages,
+            )  # fmt: skip
     _finish(
         "nvlm data wikipedia",
         summary,
@@ -450,6 +489,7 @@ def demo_corpus(
         str | None,
         typer.Option("--squad", help="Also write squad-train.json / squad-dev.json (1.1 or 2.0)."),
     ] = None,
+    overwrite: _overwrite_option("corpus.txt (and the SQuAD files) if --out holds them") = False,
     json_: JsonFlag = False,
 ) -> None:
     """Write a synthetic corpus (made-up people, towns and dishes; our own templates) for demos and tests.
@@ -459,9 +499,15 @@ def demo_corpus(
         nvlm data demo-corpus --out demo-data --documents 2000 --squad 1.1
     """
     from nvlm.data.demo_corpus import write_demo_corpus
+    from nvlm.outputs import check_output_file
 
     if squad not in (None, "1.1", "2.0"):
         raise UserError(f"--squad {squad} is not a SQuAD version (use 1.1 or 2.0)")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory")
+    names = ["corpus.txt", *(["squad-train.json", "squad-dev.json"] if squad else [])]
+    for name in names:  # all checked before any is written
+        check_output_file(out / name, overwrite=overwrite)
     summary = write_demo_corpus(out, documents, seed)
     fields = "path documents sentences words"
     if squad:

@@ -18,13 +18,15 @@ import os
 import re
 import shutil
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 from nvlm.data import download_sources
 from nvlm.data.download_sources import Artifact, wikipedia_urls
-from nvlm.data.http_fetch import fetch
+from nvlm.data.http_fetch import Unreachable, fetch
 from nvlm.errors import RunFailed, UserError
+from nvlm.outputs import atomic_path, check_writable_dir, is_disk_full
 
 _ALGORITHMS = ("sha256", "sha1", "md5")
 
@@ -71,11 +73,17 @@ def download_dataset(
     version: str | None = None,
     lang: str = "en",
     from_path: Path | None = None,
+    overwrite: bool = False,
     on_bytes: Callable[[str, int, int | None], None] | None = None,
 ) -> dict:
-    """Fetch (or take from `from_path`), verify and unpack one data set into `out`."""
+    """Fetch (or take from `from_path`), verify and unpack one data set into `out`.
+
+    A file already in `out` that is not the published one is replaced only with `overwrite`.
+    On failure, the directories this call made (and left empty) are removed again.
+    """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory")
+    check_writable_dir(out)
     if from_path is not None and not from_path.exists():
         raise UserError(f"--from {from_path} does not exist")
     if dataset == "wikipedia":
@@ -84,25 +92,46 @@ def download_dataset(
         if not re.fullmatch(r"[a-z][a-z-]{1,15}", lang):
             raise UserError(f"--lang {lang!r} is not a Wikipedia language code (like en, de, pt)")
         dest = out / "wikipedia"
-        artifacts = (_wikipedia_artifact(lang, dest, from_path),)
     else:
         artifacts = artifacts_for(dataset, version)
         dest = out / "squad" / f"v{version or '1.1'}" if dataset == "squad" else out
-    dest.mkdir(parents=True, exist_ok=True)
+    made = _missing_dirs(dest)
     files, unpacked = [], []
-    for artifact in artifacts:
-        target = dest / artifact.filename
-        source = _obtain(artifact, target, from_path, on_bytes, single=len(artifacts) == 1)
-        files.append(
-            {
-                "path": str(target),
-                "checksum": artifact.checksum,
-                "bytes": target.stat().st_size,
-                "source": source,
-            }
-        )
-        if artifact.members:
-            unpacked.extend(_unzip(target, artifact.members, out, trusted=from_path is None))
+    try:
+        if dataset == "wikipedia":
+            artifacts = (_wikipedia_artifact(lang, dest, from_path),)
+        dest.mkdir(parents=True, exist_ok=True)
+        for artifact in artifacts:
+            target = dest / artifact.filename
+            source = _obtain(
+                artifact, target, from_path, on_bytes, single=len(artifacts) == 1,
+                overwrite=overwrite,
+            )  # fmt: skip
+            files.append(
+                {
+                    "path": str(target),
+                    "checksum": artifact.checksum,
+                    "bytes": target.stat().st_size,
+                    "source": source,
+                }
+            )
+            if artifact.members:
+                made += _missing_dirs(*((out / m).parent for m in artifact.members))
+                unpacked.extend(
+                    _unzip(target, artifact.members, out, trusted=from_path is None,
+                           overwrite=overwrite)
+                )  # fmt: skip
+    except Unreachable as exc:
+        _remove_empty(made)
+        if dataset == "wikipedia":
+            dump_url, sums_url = wikipedia_urls(lang)
+            names = " and ".join(u.rsplit("/", 1)[1] for u in (dump_url, sums_url))
+        else:
+            names = ", ".join(a.filename for a in artifacts)
+        raise _offline(exc, dataset, names) from None
+    except BaseException:
+        _remove_empty(made)
+        raise
     return {
         "dataset": dataset,
         "version": version,
@@ -112,12 +141,57 @@ def download_dataset(
     }
 
 
+def _missing_dirs(*paths: Path) -> list[Path]:
+    """The directories `paths` and their parents that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for probe in paths:
+        while not probe.exists() and probe not in missing and probe.parent != probe:
+            missing.append(probe)
+            probe = probe.parent
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """After a failure: remove the directories this run made, if nothing is left in them."""
+    for directory in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
+        for part in directory.glob("*.part"):
+            if part.stat().st_size == 0:
+                part.unlink()
+        try:
+            directory.rmdir()
+        except OSError:
+            pass  # not empty (a resumable .part, files of another run) or already gone
+
+
+def _offline(exc: Unreachable, dataset: str, names: str) -> RunFailed:
+    """The one line for a host that cannot be reached: what to do without a network."""
+    if exc.resolved:
+        status = (
+            f"cannot reach {exc.host} ({exc.why}): this machine looks offline, or the host is down"
+        )
+    else:
+        status = f"cannot resolve {exc.host}: this machine looks offline (no DNS)"
+    return RunFailed(
+        f"{status}; download {names} on a machine with network and pass them with "
+        f"`nvlm data download {dataset} --from PATH` (a file, or the directory holding them)"
+    )
+
+
 def _obtain(
-    artifact: Artifact, target: Path, from_path: Path | None, on_bytes, single: bool
-) -> str:
+    artifact: Artifact, target: Path, from_path: Path | None, on_bytes, single: bool,
+    overwrite: bool = False,
+) -> str:  # fmt: skip
     """Make `target` a verified copy of the artifact; return where it came from."""
-    if target.is_file() and check(target, artifact.checksum) is None:
-        return "already present"
+    if target.is_file():
+        actual = check(target, artifact.checksum)
+        if actual is None:
+            return "already present"
+        if not overwrite:
+            raise UserError(
+                f"{target} exists but is not the published {artifact.filename} "
+                f"({actual}, expected {artifact.checksum})",
+                hint="add --overwrite to replace it, or move it away",
+            )
     if from_path is not None:
         source = from_path / artifact.filename if from_path.is_dir() else from_path
         if from_path.is_file() and from_path.name != artifact.filename and not single:
@@ -137,6 +211,7 @@ def _obtain(
         return str(source)
     part = target.with_name(target.name + ".part")
     errors = []
+    unreachable: list[Unreachable] = []
     for url in artifact.urls:
         try:
             fetch(
@@ -144,7 +219,13 @@ def _obtain(
                 part,
                 on_bytes=(lambda d, t: on_bytes(artifact.filename, d, t)) if on_bytes else None,
             )
+        except Unreachable as exc:
+            unreachable.append(exc)
+            errors.append(str(exc))
+            continue
         except RunFailed as exc:
+            if is_disk_full(exc.__cause__):
+                raise  # another mirror would not help
             errors.append(str(exc))
             continue
         actual = check(part, artifact.checksum)
@@ -153,23 +234,34 @@ def _obtain(
             return url
         part.unlink()  # wrong bytes: never resume from them
         errors.append(f"{url}: checksum {actual} does not match the published {artifact.checksum}")
+    if unreachable and len(unreachable) == len(errors):
+        raise unreachable[0]  # no mirror reachable: most likely no network at all
     raise RunFailed(f"could not fetch {artifact.filename}: " + "; ".join(errors))
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
     if source.resolve() == target.resolve():
         return
-    tmp = target.with_name(target.name + ".part")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)  # a hard link costs nothing for a 20 GB dump on the same disk
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        try:
+            os.link(source, tmp)  # a hard link costs nothing for a 20 GB dump on the same disk
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
-def _unzip(archive: Path, members: tuple[str, ...], out: Path, trusted: bool) -> list[str]:
-    """Extract the listed members (only those: no path from the archive is trusted)."""
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _unzip(
+    archive: Path, members: tuple[str, ...], out: Path, trusted: bool, overwrite: bool = False
+) -> list[str]:
+    """Extract the listed members (only those: no path from the archive is trusted). A member
+    already on disk is kept if it is the same bytes, and replaced only with `overwrite`."""
     error = RunFailed if trusted else UserError
     try:
         zf = zipfile.ZipFile(archive)
@@ -182,11 +274,14 @@ def _unzip(archive: Path, members: tuple[str, ...], out: Path, trusted: bool) ->
             if member not in names:
                 raise error(f"{archive} lacks {member}")
             target = out / member
+            if target.is_file() and _crc32(target) != zf.getinfo(member).CRC and not overwrite:
+                raise UserError(
+                    f"{target} exists and differs from {member} in {archive.name}",
+                    hint="add --overwrite to replace it, or move it away",
+                )
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
-            with zf.open(member) as src, open(tmp, "wb") as dst:
+            with atomic_path(target) as tmp, zf.open(member) as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            os.replace(tmp, target)
             written.append(str(target))
     return written
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nvlm.data.text_reader import iter_lines
 from nvlm.errors import UserError
+from nvlm.outputs import is_within
 
 _GLOB_CHARS = set("*?[")
 
@@ -32,18 +33,28 @@ class InputFile:
         return asdict(self)
 
 
-def expand_inputs(specs: list[str] | list[Path]) -> list[Path]:
+def expand_inputs(
+    specs: list[str] | list[Path], *, exclude: Path | None = None, option: str = "--out"
+) -> list[Path]:
     """Files named directly, every file under a directory (sorted), or the matches of a glob.
 
     The order is part of the output's identity (documents are numbered in input order), so
-    directories and globs are sorted and duplicates are dropped.
+    directories and globs are sorted and duplicates are dropped. Files under `exclude` (the
+    command's output directory, when it lies inside an input directory) are skipped: a command
+    never reads its own output as input.
     """
     if not specs:
         raise UserError("no --input given", hint="pass one or more files, directories or globs")
+
+    def wanted(path: str | Path) -> bool:
+        return exclude is None or not is_within(path, exclude)
+
     out: list[Path] = []
     for spec in map(str, specs):
         if _GLOB_CHARS & set(spec) and not os.path.exists(spec):
-            matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            matches = sorted(
+                p for p in glob.glob(spec, recursive=True) if os.path.isfile(p) and wanted(p)
+            )
             if not matches:
                 raise UserError(f"no input file matches {spec!r}")
             out.extend(Path(p) for p in matches)
@@ -53,9 +64,11 @@ def expand_inputs(specs: list[str] | list[Path]) -> list[Path]:
                 for p in Path(spec).rglob("*")
                 if p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(spec).parts)
+                and wanted(p)
             )
             if not files:
-                raise UserError(f"input directory {spec} holds no files")
+                inside = f" outside {option} {exclude}" if exclude is not None else ""
+                raise UserError(f"input directory {spec} holds no files{inside}")
             out.extend(files)
         elif os.path.isfile(spec):
             out.append(Path(spec))
@@ -90,5 +103,6 @@ def scan_inputs(paths: list[Path], errors: str) -> list[InputFile]:
     files = [scan_input(p, errors) for p in paths]
     if sum(f.documents for f in files) == 0:
         names = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
-        raise UserError(f"no text in the input ({names})", hint="the files are empty or blank")
+        raise UserError(f"no text in the input ({names or 'no file'})",
+                        hint="the files are empty or blank")  # fmt: skip
     return files

@@ -73,6 +73,12 @@ class LMVocab:
     @classmethod
     def load(cls, path: Path) -> LMVocab:
         path = Path(path)
+        if path.is_dir():
+            inside = path / "vocab.txt"
+            raise UserError(
+                f"vocabulary {path} is a directory, not a vocab.txt file",
+                hint=f"pass {inside}" if inside.is_file() else "pass the vocab.txt file itself",
+            )
         if not path.is_file():
             raise UserError(
                 f"vocabulary {path} does not exist (pass a vocab.txt of `nvlm data lm`)"

@@ -1,14 +1,17 @@
 """`nvlm data pretraining`: corpus -> HDF5 shards + manifest, parallel, resumable, deterministic.
 
 Order of work, so that a mistake costs nothing and an interruption costs little:
-  1. validate parameters, load the vocab, read every input once (sha256, UTF-8, documents);
-  2. compare with what DIR already holds (manifest, or the state of an unfinished run):
-     other parameters -> refuse; same -> keep every shard whose sha256 matches its record;
-  3. build the missing shards in worker processes; each shard is written as `*.hdf5.tmp` and
-     renamed when complete, and its record is saved at once (resume point);
+  1. validate parameters (--out is not an input, is writable), load the vocab, read every
+     input once (sha256, UTF-8, documents);
+  2. lock DIR (one run at a time) and compare with what it already holds (manifest, or the
+     state of an unfinished run): other parameters -> refuse; same -> keep every shard whose
+     sha256 matches its record, remove anything else nvlm left there;
+  3. build the missing shards in worker processes, which die with this one (a killed run
+     leaves no orphan writing into DIR); each shard is written under a hidden temporary name
+     and renamed when complete, then its record is saved at once (resume point);
   4. write manifest.json last, then drop the state directory.
-On any error the `.tmp` files and token spills are removed; completed shards stay (they are
-valid, and a re-run keeps them).
+On any error the temporary files and token spills are removed; completed, recorded shards stay
+(they are valid, and a re-run keeps them). A full disk is one line (`nvlm.outputs.disk_full`).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from pathlib import Path
 
 from nvlm import __version__
 from nvlm.data.atomic import atomic_write_json, sha256_file
+from nvlm.data.dir_lock import directory_lock
 from nvlm.data.inputs import scan_inputs
 from nvlm.data.manifest import FORMAT_VERSION, identity_difference, write_manifest
 from nvlm.data.pretraining_config import AUTO_SHARD_BYTES, PretrainingConfig
-from nvlm.data.pretraining_worker import WorkerJob, run_worker, worker_main
+from nvlm.data.pretraining_worker import WorkerJob, record_path, run_worker, worker_main
 from nvlm.data.progress import PipelineProgress
 from nvlm.data.shard_format import (
     KIND_PRETRAINING,
@@ -37,10 +41,11 @@ from nvlm.data.shard_format import (
     PARTIAL_DIR,
     VOCAB_COPY,
     schema,
-    shard_name,
 )
+from nvlm.data.special_tokens import SPECIAL_TOKENS
 from nvlm.data.vocab import Vocab
 from nvlm.errors import RunFailed, UserError
+from nvlm.outputs import check_writable_dir, refuse_inputs, write_bytes
 from nvlm.report import warn
 
 _PARAMS = "params.json"
@@ -64,9 +69,56 @@ def prepare_pretraining(
     guard its entry point with `if __name__ == "__main__":` (the usual multiprocessing rule).
     """
     started = time.perf_counter()
+    out = Path(out)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, not {workers}")
+    # Shards written into an input directory would be read as text by the next run, and the
+    # vocab copy would replace a vocab kept there.
+    refuse_inputs(out, {"--input": list(inputs), "--vocab": vocab_path})
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory")
+    check_writable_dir(out)
+    vocab = _load_vocab(vocab_path, cfg)
+    files = scan_inputs(inputs, cfg.errors)
+    cfg = _settle_shards(cfg, files)
+    identity = {
+        "parameters": cfg.to_json(),
+        "inputs": [f.to_json() for f in files],
+        "vocab": {
+            "path": str(Path(vocab_path).resolve()),
+            "sha256": vocab.sha256,
+            "size": len(vocab),
+            "special_ids": vocab.special_ids,
+        },
+    }
+    created_dir = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with directory_lock(out, "nvlm data pretraining"):
+            records = _claim_directory(out, identity, cfg.shards, overwrite)
+            summary = _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers,
+                             progress)  # fmt: skip
+    except BaseException:
+        if created_dir and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    seconds = time.perf_counter() - started
+    tokens_built = summary.pop("tokens_built")
+    return {
+        **summary,
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(tokens_built / seconds) if summary["workers"] else 0,
+    }
+
+
+def _load_vocab(vocab_path: Path, cfg: PretrainingConfig) -> Vocab:
     vocab = Vocab.load(vocab_path)
+    if len(vocab.replacement_ids()) == 0:
+        raise UserError(
+            f"vocab {vocab_path} holds only the special tokens {' '.join(SPECIAL_TOKENS)}: "
+            "every word would become [UNK]",
+            hint="train one on your text with `nvlm data vocab --input ... --out vocab.txt`",
+        )
     cased_vocab = any(t != t.lower() for t in vocab.tokens if not t.startswith("["))
     if cased_vocab == cfg.lowercase:
         # Not an error (a cased vocab can be used lowercased), but usually a forgotten flag.
@@ -75,9 +127,19 @@ def prepare_pretraining(
             f"{'lowercased' if cfg.lowercase else 'kept cased'}; "
             f"{'--cased' if cfg.lowercase else '--lowercase'} may be what you meant"
         )
-    files = scan_inputs(inputs, cfg.errors)
+    return vocab
+
+
+def _settle_shards(cfg: PretrainingConfig, files: list) -> PretrainingConfig:
+    """Resolve --shards 0 (one per 64 MiB of input) and check the corpus can fill them."""
     documents = sum(f.documents for f in files)
     need = 2 if cfg.model == "bert" else 1
+    if documents < need:
+        raise UserError(
+            f"the input has {documents} document; BERT pretraining needs at least 2 (the random "
+            "second segment of a pair comes from another document)",
+            hint="separate documents with a blank line, or add more text",
+        )
     if cfg.shards == 0:
         auto = -(-sum(f.size for f in files) // AUTO_SHARD_BYTES)
         cfg = dataclasses.replace(cfg, shards=max(1, min(auto, documents // need)))
@@ -91,23 +153,16 @@ def prepare_pretraining(
             ),
             hint=f"use --shards {max(1, documents // need)} or fewer",
         )
-    identity = {
-        "parameters": cfg.to_json(),
-        "inputs": [f.to_json() for f in files],
-        "vocab": {
-            "path": str(Path(vocab_path).resolve()),
-            "sha256": vocab.sha256,
-            "size": len(vocab),
-            "special_ids": vocab.special_ids,
-        },
-    }
-    records = _claim_directory(out, identity, cfg.shards, overwrite)
-    created_dir = not out.exists()
+    return cfg
+
+
+def _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers, progress) -> dict:
+    """Build the shards `records` lacks, then the vocab copy and the manifest."""
     partial = out / PARTIAL_DIR
-    partial.mkdir(parents=True, exist_ok=True)
+    partial.mkdir(exist_ok=True)
     atomic_write_json(partial / _PARAMS, identity)
     for index, record in records.items():
-        atomic_write_json(partial / (shard_name(index) + ".json"), record)
+        atomic_write_json(record_path(partial, index), record)
     missing = [s for s in range(cfg.shards) if s not in records]
     if missing:
         # The state directory now holds everything a resume needs; a manifest listing shards
@@ -121,68 +176,64 @@ def prepare_pretraining(
             threads = max(1, (os.cpu_count() or 1) // workers)
             jobs = [
                 WorkerJob(cfg, tuple(str(p) for p in inputs), str(vocab_path), str(out),
-                          str(partial), own, threads)
+                          str(partial), own, threads, os.getpid())
                 for own in owned
             ]  # fmt: skip
 
             def on_record(record: dict) -> None:
-                index = int(record["name"].split("-")[1].split(".")[0])
-                records[index] = record
-                atomic_write_json(partial / (record["name"] + ".json"), record)
+                records[int(record["name"].split("-")[1].split(".")[0])] = record
 
+            documents = sum(i["documents"] for i in identity["inputs"])
             todo = sum(len(range(s, documents, cfg.shards)) for s in missing)
             display = progress(todo, len(missing)) if progress else contextlib.nullcontext()
             with display as sink:
                 built = _run_jobs(jobs, on_record, sink)
             tokens_built = sum(r["tokens"] for r in built)
     except BaseException:
-        _clean_up(out, partial, created_dir, keep_state=bool(records))
+        _clean_up(out, partial)
         raise
     # A copy of the vocab makes the directory self-contained (training and `nvlm predict` find
     # the ids' meaning next to the shards).
-    shutil.copyfile(vocab_path, partial / VOCAB_COPY)
-    os.replace(partial / VOCAB_COPY, out / VOCAB_COPY)
+    write_bytes(out / VOCAB_COPY, Path(vocab_path).read_bytes())
     manifest = _manifest(cfg, identity, records, vocab)
     write_manifest(out, manifest)
     shutil.rmtree(partial, ignore_errors=True)
-    seconds = time.perf_counter() - started
-    counts = manifest["counts"]
     return {
         "out": str(out),
         "model": cfg.model,
-        **counts,
+        **manifest["counts"],
         "shards": cfg.shards,
         "shards_built": len(missing),
         "shards_kept": cfg.shards - len(missing),
         "workers": workers if missing else 0,
-        "seconds": round(seconds, 3),
-        "tokens_per_second": round(tokens_built / seconds) if missing else 0,
+        "tokens_built": tokens_built,
     }
 
 
 def _claim_directory(out: Path, identity: dict, shards: int, overwrite: bool) -> dict[int, dict]:
-    """Decide what `out` already holds; return the records of shards that can be kept."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory")
-    if not out.exists() or not any(out.iterdir()):
+    """Decide what `out` already holds; return the records of shards that can be kept.
+
+    Only a shard whose sha256 matches a record (the manifest's, or one a worker wrote after
+    the shard was complete) is kept; everything else nvlm left there (shards finished by a
+    killed run but never recorded, temporary files, token spills) is removed and rebuilt.
+    """
+    if not any(out.iterdir()):
         return {}
-    ours = [out / MANIFEST, out / PARTIAL_DIR, out / VOCAB_COPY, *out.glob("shard-*.hdf5*")]
     if overwrite:
-        for path in ours:
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        _remove_ours(out)
         return {}
     previous = None
     old_records: list[dict] = []
     if (out / MANIFEST).is_file():
-        previous = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        previous = _read_json(out / MANIFEST) or {}
         old_records = previous.get("shards", [])
     elif (out / PARTIAL_DIR / _PARAMS).is_file():
-        previous = json.loads((out / PARTIAL_DIR / _PARAMS).read_text(encoding="utf-8"))
+        previous = _read_json(out / PARTIAL_DIR / _PARAMS)
         for path in sorted((out / PARTIAL_DIR).glob("shard-*.hdf5.json")):
-            old_records.append(json.loads(path.read_text(encoding="utf-8")))
+            if (record := _read_json(path)) is not None:
+                old_records.append(record)
+    elif (out / PARTIAL_DIR).is_dir():
+        previous = identity  # killed before it saved its parameters: nothing of it is kept
     if previous is None or previous.get("kind", KIND_PRETRAINING) != KIND_PRETRAINING:
         raise UserError(
             f"--out {out} is not empty and was not made by `nvlm data pretraining`",
@@ -200,11 +251,49 @@ def _claim_directory(out: Path, identity: dict, shards: int, overwrite: bool) ->
         path = out / record["name"]
         if index < shards and path.is_file() and sha256_file(path) == record["sha256"]:
             kept[index] = record
-        else:
-            path.unlink(missing_ok=True)  # corrupt or stale: rebuilt below
-    for tmp in out.glob("shard-*.hdf5.tmp"):
-        tmp.unlink()
+    _remove_unrecorded(out, {record["name"] for record in kept.values()})
     return kept
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _temporaries(directory: Path) -> list[Path]:
+    """nvlm's temporary files in `directory` (H5Output's and atomic writes' hidden names, and
+    the `.tmp` suffix of earlier versions)."""
+    return [
+        *directory.glob(".shard-*.tmp"),
+        *directory.glob(f".{MANIFEST}.*.tmp"),
+        *directory.glob(f".{VOCAB_COPY}.*.tmp"),
+        *directory.glob("shard-*.hdf5.tmp"),
+    ]
+
+
+def _remove_unrecorded(out: Path, keep: set[str]) -> None:
+    """Remove shards not named in `keep`, temporary files and token spills."""
+    for path in [*out.glob("shard-*.hdf5"), *_temporaries(out)]:
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+    partial = out / PARTIAL_DIR
+    if partial.is_dir():
+        for path in partial.iterdir():
+            record_of_kept = path.name.endswith(".hdf5.json") and path.name[:-5] in keep
+            if path.name != _PARAMS and not record_of_kept and path.is_file():
+                path.unlink(missing_ok=True)
+
+
+def _remove_ours(out: Path) -> None:
+    for path in [out / MANIFEST, out / PARTIAL_DIR, out / VOCAB_COPY, *out.glob("shard-*.hdf5"),
+                 *_temporaries(out)]:  # fmt: skip
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def _run_jobs(jobs: list[WorkerJob], on_record, progress) -> list[dict]:
@@ -246,6 +335,8 @@ def _run_jobs(jobs: list[WorkerJob], on_record, progress) -> list[dict]:
                 done += 1
             elif kind == "user_error":
                 raise UserError(payload["message"])
+            elif kind == "run_failed":
+                raise RunFailed(payload["message"])
             elif kind == "error":
                 raise RunFailed("a data worker failed:\n" + payload["traceback"])
             else:
@@ -260,18 +351,13 @@ def _run_jobs(jobs: list[WorkerJob], on_record, progress) -> list[dict]:
     return built
 
 
-def _clean_up(out: Path, partial: Path, created_dir: bool, keep_state: bool) -> None:
-    """Remove what an interrupted run leaves half-done; keep finished shards and their records."""
-    for tmp in out.glob("shard-*.hdf5.tmp"):
-        tmp.unlink(missing_ok=True)
-    if keep_state:
-        for spill in partial.glob("shard-*"):
-            if not spill.name.endswith(".json"):  # token spills; records stay for the resume
-                spill.unlink(missing_ok=True)
-        return
-    shutil.rmtree(partial, ignore_errors=True)
-    if created_dir and out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
+def _clean_up(out: Path, partial: Path) -> None:
+    """After a failure: keep finished shards that have their record (a rerun keeps them) and
+    the state that lists them; remove everything else the run wrote."""
+    recorded = {p.name[: -len(".json")] for p in partial.glob("shard-*.hdf5.json")}
+    _remove_unrecorded(out, recorded)
+    if not recorded:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _manifest(

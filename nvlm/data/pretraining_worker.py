@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nvlm.data.atomic import atomic_write_json
 from nvlm.data.pretraining_config import PretrainingConfig
 from nvlm.data.sentences import split_document
 from nvlm.data.shard_builder import build_shard
@@ -26,7 +27,9 @@ from nvlm.data.text_reader import iter_documents
 from nvlm.data.token_spill import TokenSpill
 from nvlm.data.tokenized_shard import TokenizedShard
 from nvlm.data.vocab import Vocab
-from nvlm.errors import UserError
+from nvlm.data.worker_lifetime import die_with_parent
+from nvlm.errors import RunFailed, UserError
+from nvlm.outputs import disk_full, is_disk_full
 
 # Sentences per encode_batch call: big enough to amortise the Python <-> Rust crossing.
 TOKENIZE_BATCH = 8192
@@ -45,6 +48,13 @@ class WorkerJob:
     spill_dir: str
     owned: tuple[int, ...]
     threads: int  # tokenizer (rayon) threads for this worker
+    parent_pid: int = 0  # a spawned worker dies with this process
+
+
+def record_path(spill_dir: Path, index: int) -> Path:
+    """Where the record (sha256, counts) of a finished shard is kept until the manifest is
+    written: its presence is what lets a rerun keep the shard."""
+    return spill_dir / (shard_name(index) + ".json")
 
 
 def run_worker(job: WorkerJob, report: Report) -> None:
@@ -55,9 +65,15 @@ def run_worker(job: WorkerJob, report: Report) -> None:
     spill_dir = Path(job.spill_dir)
     spills = {s: TokenSpill(spill_dir / shard_name(s)) for s in job.owned}
     try:
-        _tokenize(job, tokenizer, owned, spills, report)
-        for spill in spills.values():
-            spill.close()
+        try:
+            _tokenize(job, tokenizer, owned, spills, report)
+            for spill in spills.values():
+                spill.close()
+        except OSError as exc:
+            if is_disk_full(exc):
+                written = sum(spill.bytes_written for spill in spills.values())
+                raise disk_full(spill_dir, written) from exc
+            raise
         for s in job.owned:
             tokens = TokenizedShard(spills[s].stem)
             if cfg.model == "bert" and tokens.documents < 2:
@@ -72,6 +88,9 @@ def run_worker(job: WorkerJob, report: Report) -> None:
             )  # fmt: skip
             tokens.close()
             spills[s].remove()
+            # Written here, right after the shard is complete, not by the parent: a parent
+            # killed now would lose the record, and its rerun would build the shard again.
+            atomic_write_json(record_path(spill_dir, s), record)
             report("shard", record)
     finally:
         for spill in spills.values():
@@ -143,6 +162,7 @@ def _group(token_shard: np.ndarray, sent_shard: np.ndarray, doc_shard: np.ndarra
 
 def worker_main(job: WorkerJob, queue) -> None:
     """Entry point of a spawned worker process: run, and report errors as messages."""
+    die_with_parent(job.parent_pid)
     # Each worker gets its share of the cores for the tokenizer's thread pool (read once, at the
     # pool's first use, so it must be set before any encoding).
     os.environ["RAYON_NUM_THREADS"] = str(max(1, job.threads))
@@ -150,6 +170,8 @@ def worker_main(job: WorkerJob, queue) -> None:
         run_worker(job, lambda kind, payload: queue.put((kind, payload)))
     except UserError as exc:
         queue.put(("user_error", {"message": str(exc)}))
+    except RunFailed as exc:  # a full disk: one line, exit 1
+        queue.put(("run_failed", {"message": str(exc)}))
     except BaseException:
         queue.put(("error", {"traceback": traceback.format_exc()}))
     finally:

@@ -54,6 +54,9 @@ def build_shard(
         out_dir / shard_name(index), schema(cfg.model, cfg.seq_len, cfg.max_predictions)
     )
     totals = {"instances": 0, "masked_tokens": 0}
+    # Documents visited over all dupe passes: the share of the shard written so far, from
+    # which a full disk estimates the whole shard's size.
+    visits = {"done": 0, "total": max(1, cfg.dupe_factor * tokens.documents)}
 
     def flush(specs: list[list[int]]) -> None:
         spec = np.asarray(specs, dtype=np.int64)
@@ -79,7 +82,9 @@ def build_shard(
             out["next_sentence_labels"] = spec[:, 4].astype(np.int8)
             totals["masked_tokens"] += int(np.count_nonzero(out["masked_lm_positions"]))
         perm = rng.permutation(len(spec))
-        writer.append({k: v[perm] for k, v in out.items()})
+        writer.append(
+            {k: v[perm] for k, v in out.items()}, done=max(visits["done"], 1) / visits["total"]
+        )
         totals["instances"] += len(spec)
         if on_instances is not None:
             on_instances(len(spec))
@@ -91,6 +96,7 @@ def build_shard(
             rnd.shuffle(order)
             for doc in order:
                 builder.document(doc, specs)
+                visits["done"] += 1
                 if len(specs) >= BATCH:
                     flush(specs[:BATCH])
                     del specs[:BATCH]
@@ -104,6 +110,8 @@ def build_shard(
         "name": shard_name(index),
         "instances": totals["instances"],
         "sha256": digest,
+        # The size lets every training start check the file cheaply (nvlm.data.integrity).
+        "size": (out_dir / shard_name(index)).stat().st_size,
         "documents": tokens.documents,
         "sentences": len(tokens.sent_start),
         "tokens": len(tokens.ids),

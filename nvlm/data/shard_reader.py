@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from nvlm.data import integrity
 from nvlm.data.manifest import read_manifest
 from nvlm.data.shard_format import KIND_PRETRAINING
 from nvlm.errors import UserError
@@ -60,6 +61,9 @@ class ShardReader:
         self.max_predictions: int | None = params["max_predictions"]
         self.shards: list[dict] = self.manifest["shards"]
         self.names = list(self.manifest["datasets"])
+        self.bounds = integrity.shard_bounds(
+            self.names, vocab_size=self.manifest["vocab"]["size"], seq_len=self.seq_len
+        )
         for shard in self.shards:
             if not (self.directory / shard["name"]).is_file():
                 raise UserError(
@@ -73,8 +77,14 @@ class ShardReader:
 
     def read(self, shard: int, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Rows [start, stop) of one shard, every dataset."""
-        with h5py.File(self.directory / self.shards[shard]["name"], "r") as f:
-            out = {name: f[name][start:stop] for name in self.names}
+        path = self.directory / self.shards[shard]["name"]
+        try:
+            with h5py.File(path, "r") as f:
+                out = {name: f[name][start:stop] for name in self.names}
+        except (OSError, KeyError, RuntimeError) as exc:  # what h5py raises on a damaged file
+            raise integrity.read_error(path, exc) from None
+        # Ids and positions are indices the model gathers with: a corrupt one names the file.
+        integrity.check_values(path, out, self.bounds, first_row=start)
         if "masked_lm_positions" in out:
             out["masked_lm_weights"] = (out["masked_lm_positions"] != 0).astype(np.float32)
         return out

@@ -39,7 +39,14 @@ class TokenSpill:
         for handle in (self._ids, self._sents, self._docs):
             handle.close()
 
+    @property
+    def bytes_written(self) -> int:
+        return 4 * (self.tokens + self.sentences + self.documents)
+
     def remove(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except OSError:
+            pass  # a full disk fails the last flush; the files go anyway
         for suffix in (".ids", ".sents", ".docs"):
             self.stem.with_suffix(suffix).unlink(missing_ok=True)

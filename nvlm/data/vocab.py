@@ -64,6 +64,12 @@ class Vocab:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocab:
         path = Path(path)
+        if path.is_dir():
+            inside = path / "vocab.txt"
+            raise UserError(
+                f"vocab {path} is a directory, not a vocab.txt file",
+                hint=f"pass {inside}" if inside.is_file() else "pass the vocab.txt file itself",
+            )
         if not path.is_file():
             raise UserError(f"vocab not found: {path}", hint="make one with `nvlm data vocab`")
         raw = path.read_bytes()

@@ -11,6 +11,7 @@ from nvlm.data.atomic import atomic_write_text, sha256_file
 from nvlm.data.special_tokens import CONTINUATION_PREFIX, SPECIAL_TOKENS, UNK
 from nvlm.data.text_reader import iter_lines
 from nvlm.errors import UserError
+from nvlm.outputs import check_output_file
 
 # Lines handed to the Rust trainer per Python call; batching keeps the iterator overhead small.
 _BATCH_LINES = 2048
@@ -61,9 +62,11 @@ def train_vocab(
     cased: bool = False,
     min_frequency: int = 2,
     errors: str = "strict",
+    overwrite: bool = False,
 ) -> dict:
     """Train WordPiece on `inputs` and write `out` (BERT vocab.txt, specials at ids 0-4).
 
+    `out` is never one of the inputs, and an existing `out` is replaced only with `overwrite`.
     Returns the summary: requested and actual size (small corpora cannot fill a large vocab),
     lines and characters read, sha256 of the file, seconds.
     """
@@ -73,8 +76,7 @@ def train_vocab(
         raise UserError(f"--vocab-size must exceed {len(SPECIAL_TOKENS)} (the special tokens)")
     if min_frequency < 1:
         raise UserError("--min-frequency must be at least 1")
-    if out.is_dir():
-        raise UserError(f"--out {out} is a directory; give the vocab file's path")
+    check_output_file(out, inputs={"--input": list(inputs)}, overwrite=overwrite)
     if not out.parent.exists():
         raise UserError(f"the directory of --out {out} does not exist")
 

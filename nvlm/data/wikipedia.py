@@ -21,7 +21,9 @@ from nvlm.data.atomic import atomic_write_json
 from nvlm.data.sentences import split_sentences, supported_languages
 from nvlm.data.wiki_dump import Page, iter_pages
 from nvlm.data.wiki_markup import clean_article, is_skipped
+from nvlm.data.worker_lifetime import die_with_parent
 from nvlm.errors import UserError
+from nvlm.outputs import check_writable_dir, disk_full, is_disk_full, refuse_inputs
 
 KIND_WIKIPEDIA = "wikipedia-text"
 FILE_PATTERN = "wiki-{:05d}.txt"
@@ -51,6 +53,11 @@ def extract_wikipedia(
 ) -> dict:
     """Write `out/wiki-XXXXX.txt` (shards files) and `out/manifest.json`; return the counts."""
     started = time.perf_counter()
+    if dump.is_dir():
+        raise UserError(
+            f"the dump {dump} is a directory, not a file",
+            hint="pass the pages-articles .xml.bz2 file inside it",
+        )
     if not dump.is_file():
         raise UserError(
             f"dump not found: {dump}", hint="get one with `nvlm data download wikipedia`"
@@ -64,13 +71,16 @@ def extract_wikipedia(
             f"no sentence splitter for --lang {lang!r}",
             hint=f"use one of {', '.join(supported_languages())}",
         )
+    refuse_inputs(out, {"DUMP": dump})
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory")
+    check_writable_dir(out)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"--out {out} is not empty", hint="use another --out, or --overwrite")
-        for path in [*out.glob("wiki-*.txt"), out / "manifest.json"]:
+        for path in [*out.glob("wiki-*.txt"), *out.glob("wiki-*.txt.tmp"), out / "manifest.json"]:
             path.unlink(missing_ok=True)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     finals = [out / FILE_PATTERN.format(i) for i in range(shards)]
     tmps = [p.with_name(p.name + ".tmp") for p in finals]
@@ -88,7 +98,10 @@ def extract_wikipedia(
     try:
         pages = _articles(iter_pages(dump), counts)
         if workers > 1:
-            pool = mp.get_context("spawn").Pool(workers)
+            # Workers die with this process, even when it is killed (SIGKILL runs no clean-up).
+            pool = mp.get_context("spawn").Pool(
+                workers, initializer=die_with_parent, initargs=(os.getpid(),)
+            )
         for results in _pipelined(pages, lang, pool):
             for sentences in results:
                 if not sentences:
@@ -103,11 +116,19 @@ def extract_wikipedia(
             handle.close()
         for tmp, final in zip(tmps, finals, strict=True):
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
+        written = sum(t.stat().st_size for t in tmps if t.exists())
         for handle in handles:
-            handle.close()
+            try:
+                handle.close()
+            except OSError:
+                pass  # a full disk fails the last flush; the file goes anyway
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if is_disk_full(exc):
+            raise disk_full(out, written) from exc
         raise
     finally:
         if pool is not None:
@@ -116,6 +137,8 @@ def extract_wikipedia(
     if counts["documents"] == 0:
         for final in finals:
             final.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
         raise UserError(f"{dump} holds no article text", hint="is it a pages-articles dump?")
     summary = {
         "kind": KIND_WIKIPEDIA,

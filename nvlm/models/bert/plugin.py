@@ -78,8 +78,10 @@ class BertPlugin(EncoderPlugin):
 
     # -- data ----------------------------------------------------------------------------
     def data_overrides(self, data: Path) -> tuple[ShardInfo, dict[str, Any]]:
-        """What the shards fix in the config: vocab size (padded to 8), seq len, predictions."""
+        """What the shards fix in the config: vocab size (padded to 8), seq len, predictions.
+        Every shard is checked against the manifest here, before a run directory exists."""
         info = read_shards(data, expect_kind=self.shard_kind)
+        info.check()
         from nvlm.models.bert.config import pad_vocab
 
         values = {"model.vocab_size": pad_vocab(info.vocab_size), "data.seq_len": info.seq_len}
@@ -87,10 +89,13 @@ class BertPlugin(EncoderPlugin):
             values["data.max_predictions"] = info.max_predictions
         return info, values
 
-    def source(self, cfg, data: Path, keys=PRETRAIN_KEYS) -> ExampleSource:
+    def source(self, cfg, data: Path, keys=PRETRAIN_KEYS, world=None) -> ExampleSource:
         info = read_shards(data, expect_kind=self.shard_kind)
-        parts = [Hdf5Part(p, keys) for p in info.shard_paths]
-        return ExampleSource(parts, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
+        if cfg.data.verify == "full":
+            info.check(full=True, world=world)
+        return ExampleSource(
+            info.parts(keys), seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer
+        )
 
     # -- training --------------------------------------------------------------------------
     def loss_fn(self, cfg, task: str):
@@ -118,18 +123,17 @@ class BertPlugin(EncoderPlugin):
         raise UserError(f"BERT cannot train task {task!r} here (use nvlm finetune for squad)")
 
     def pretrain_batches(self, cfg, data: Path, world):
-        src = self.source(cfg, data)
+        src = self.source(cfg, data, world=world)
 
         def batches(start: int):
             # Shards -> tf.data (prefetching) from the saved global position, int32 on device.
-            ds = src.dataset(
+            return src.prefetched_batches(
                 start,
                 cfg.train.batch_size,
                 rank=world.rank,
                 world=world.size,
                 dtypes={k: tf.int32 for k in PRETRAIN_KEYS},
             )
-            return iter(ds)
 
         return batches
 

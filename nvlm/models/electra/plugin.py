@@ -113,16 +113,17 @@ class ElectraPlugin(EncoderPlugin):
         from nvlm.models.electra.init import special_ids
 
         info = read_shards(data, expect_kind=self.shard_kind)
+        info.check()  # every shard against the manifest, before a run directory exists
         values = {"model.vocab_size": pad_vocab(info.vocab_size), "data.seq_len": info.seq_len}
         if info.vocab_path and Path(info.vocab_path).exists():
             values.update(special_ids(Path(info.vocab_path)))
         return info, values
 
-    def _parts(self, data: Path):
-        from nvlm.train.example_source import Hdf5Part
-
+    def _parts(self, data: Path, verify: str = "size", world=None):
         info = read_shards(data, expect_kind=self.shard_kind)
-        return info, [Hdf5Part(p, SHARD_KEYS) for p in info.shard_paths]
+        if verify == "full":
+            info.check(full=True, world=world)
+        return info, info.parts(SHARD_KEYS)
 
     # -- training --------------------------------------------------------------------------
     def loss_fn(self, cfg, task: str):
@@ -146,7 +147,7 @@ class ElectraPlugin(EncoderPlugin):
 
         from nvlm.train.example_source import ExampleSource
 
-        _, parts = self._parts(data)
+        _, parts = self._parts(data, cfg.data.verify, world)
         src = ExampleSource(parts, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
 
         def batches(start: int):

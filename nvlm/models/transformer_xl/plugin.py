@@ -60,10 +60,12 @@ class TransformerXLPlugin:
 
     # -- data ----------------------------------------------------------------------------
     def data_overrides(self, data: Path):
-        """What an `nvlm data lm` directory fixes: the vocabulary size (any batch/length)."""
+        """What an `nvlm data lm` directory fixes: the vocabulary size (any batch/length). The
+        training split is checked against the manifest here, before a run directory exists."""
         from nvlm.data.lm_corpus import read_lm_directory
 
         lm = read_lm_directory(Path(data))
+        lm.check(("train",))
         return lm, {"model.vocab_size": lm.vocab_size}
 
     def check_vocab(self, lm, init: str) -> None:
@@ -95,7 +97,9 @@ class TransformerXLPlugin:
         lm = read_lm_directory(Path(data))
         if init:
             self.check_vocab(lm, init)
-        ids = lm.load("train")
+        if cfg.data.verify == "full":
+            lm.check(("train",), full=True, world=world)
+        ids = lm.load("train")  # every id checked against the vocabulary as it is loaded
         m, t = cfg.model, cfg.data.seq_len
         streams = LMStreams(ids, global_batch=cfg.global_batch, tgt_len=t)
         memory = SegmentMemory(cfg.global_batch, m.n_layer, m.mem_len, m.d_model,
