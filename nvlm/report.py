@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 _CONSOLE: Console | None = None
@@ -131,4 +132,8 @@ def print_table(table: Table) -> None:
 
 def print_result_table(table: Table) -> None:
     """A listing or a result (presets list, doctor, data verify): stdout, for pipes."""
-    Console(highlight=False).print(table)
+    out = Console(highlight=False)
+    if not out.is_terminal:  # a pipe or a file: whole rows for grep, not cells wrapped at 80
+        wide = out.options.update(max_width=10_000)
+        out.width = max(out.width, Measurement.get(out, wide, table).maximum)
+    out.print(table)

@@ -68,13 +68,13 @@ def test_show_dgx2_amp_electra_json():
 def test_show_dgx1_16g_amp_bert_table():
     result = cli("presets", "show", "dgx1-16g-amp", "--model", "bert")
     assert result.exit_code == 0, result.output
-    assert result.stdout == ""  # human output goes to stderr
+    assert "pretrain_phase1" not in result.stderr  # the table is the result: stdout
     rows = {}
-    for line in result.stderr.splitlines():
+    for line in result.stdout.splitlines():
         cells = [c.strip() for c in line.split("│")[1:-1]]
         if cells:
             rows[cells[0]] = cells[1:]
-    header = next(line for line in result.stderr.splitlines() if "pretrain_phase1" in line)
+    header = next(line for line in result.stdout.splitlines() if "pretrain_phase1" in line)
     assert [c.strip() for c in header.split("┃")[2:-1]] == STAGES["bert"]
     assert rows["micro-batch (seq)"][0] == "60"
     assert rows["accumulation"][0] == "128"
@@ -351,10 +351,13 @@ def test_list_json_names_every_preset_and_its_models():
     assert dgx2["system"]["gpus_per_node"] == 16 and dgx2["models"] == STAGES
 
 
-def test_list_table_goes_to_stderr():
+def test_list_table_goes_to_stdout_one_row_per_preset():
     result = cli("presets", "list")
-    assert result.exit_code == 0 and result.stdout == ""
-    assert all(name in result.stderr for name in SHIPPED)
+    assert result.exit_code == 0 and result.stderr == ""
+    # `nvlm presets list | grep a100` finds whole rows: nothing wrapped onto a second line.
+    a100 = [line for line in result.stdout.splitlines() if "a100" in line]
+    assert len(a100) == 2 and all("8x A100-SXM4-40GB" in line for line in a100)
+    assert all(name in result.stdout for name in SHIPPED)
 
 
 @pytest.mark.parametrize("model", ["transformer-xl", "transformer_xl", "Transformer-XL"])
@@ -369,9 +372,9 @@ def test_show_accepts_both_spellings_of_transformer_xl(model):
 def test_show_marks_derived_stages():
     result = cli("presets", "show", "dgx1-32g-amp", "-m", "transformer-xl")
     assert result.exit_code == 0, result.output
-    derived_row = next(line for line in result.stderr.splitlines() if line.startswith("│ derived"))
+    derived_row = next(line for line in result.stdout.splitlines() if line.startswith("│ derived"))
     assert re.findall(r"yes|no", derived_row) == ["yes", "no"]
-    assert "derived = not published" in result.stderr
+    assert "derived = not published" in result.stderr  # a footnote: stderr
 
 
 def test_show_squad_reports_epochs_and_warmup_proportion():

@@ -216,7 +216,7 @@ def test_long_question_is_truncated_with_one_warning(pretrained, tmp_path):
 def test_stream_batches_does_not_wait_for_a_full_batch():
     from queue import Queue
 
-    from nvlm.cli.predict import stream_batches
+    from nvlm.cli.jsonl_pipeline import stream_batches
 
     q: Queue = Queue()
 

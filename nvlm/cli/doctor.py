@@ -10,8 +10,9 @@ from nvlm.cli.options import JsonFlag
 
 
 def doctor(json_out: JsonFlag = False) -> None:
-    """Check this machine for training: TensorFlow, Keras, Horovod (controllers and operations),
-    GPUs, and the launchers (horovodrun, mpirun, srun). Run it first on a new cluster.
+    """Check this machine for training: TensorFlow, Keras, Horovod (controllers and operations), GPUs, and the launchers (horovodrun, mpirun, srun). Run it first on a new cluster.
+
+    The table goes to stdout, advice to stderr.
 
     Examples:
 
@@ -20,13 +21,13 @@ def doctor(json_out: JsonFlag = False) -> None:
         nvlm doctor --json
     """
     from nvlm.launch.environment import report
-    from nvlm.report import console, emit_json
+    from nvlm.report import console, emit_json, print_result_table
 
     info = report()
     if json_out:
         emit_json(info)
         return
-    console().print(_table(info))
+    print_result_table(_table(info))  # the findings: stdout; the advice below: stderr
     for line in _advice(info):
         console().print(line)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,25 @@ SQUAD_ROWS = [
 
 def load_model(plugin, init: str, task: str, *, sets=(), flags=None):
     """(config, model) for inference: the architecture and task settings come from `init`."""
+    cfg, model, _ = load_model_and_absent(plugin, init, task, sets=sets, flags=flags)
+    return cfg, model
+
+
+# What a checkpoint may lack and still be evaluated with --task mlm: BERT's NSP figures are
+# then left out (a Hugging Face BertForMaskedLM has neither pooler nor NSP head). Any other
+# part left at its random initialisation would make the figures meaningless.
+def _optional_for_mlm() -> set[str]:
+    from nvlm.convert.bert_weights import GROUP_TITLES, NSP, POOLER
+
+    return {GROUP_TITLES[POOLER], GROUP_TITLES[NSP]}
+
+
+_ABSENT = re.compile(r" has no (.+): it keeps its random initialisation$")
+
+
+def load_model_and_absent(plugin, init: str, task: str, *, sets=(), flags=None):
+    """(config, model, titles of the parts `init` lacks and that kept their random
+    initialisation). Refuses a source whose missing parts the task would read."""
     import keras
 
     from nvlm import config as config_mod
@@ -52,12 +72,20 @@ def load_model(plugin, init: str, task: str, *, sets=(), flags=None):
     keras.utils.set_random_seed(cfg.train.seed)
     model = plugin.build(cfg, task)
     warnings = plugin.load_init(model, cfg, init, task)
+    absent = [m.group(1) for m in map(_ABSENT.search, warnings) if m]
     if task == "squad" and any("span" in w or "squad" in w.lower() for w in warnings):
         raise UserError(
             f"--init {init} has no question-answering head (fine-tune it first: "
             "nvlm finetune --task squad ...)"
         )
-    return cfg, model
+    missing = [title for title in absent if title not in _optional_for_mlm()]
+    if task == "mlm" and missing:
+        raise UserError(
+            f"--init {init} has no {' and no '.join(missing)}: --task mlm would score randomly "
+            "initialised weights (pass a pretraining run or checkpoint; evaluate a SQuAD "
+            "model with --task squad)"
+        )
+    return cfg, model, absent
 
 
 def run_squad_eval(
@@ -175,18 +203,22 @@ def evaluate(
     sets: SetOption = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Evaluate a model (masked-LM accuracy on shards; SQuAD EM/F1 with latency), or score an
-    existing SQuAD predictions file.
+    r"""Evaluate a model (masked-LM accuracy on shards; SQuAD EM/F1 with latency), or score an existing SQuAD predictions file.
+
+    --task mlm needs the pretraining heads: a SQuAD fine-tuned model is refused (evaluate it with --task squad).
 
     Examples:
 
-        nvlm eval --model bert --task mlm --init runs/bert-p1 --data heldout-shards/
+        nvlm eval --model bert --task mlm --init runs/bert-p1 --data heldout/
 
-        nvlm eval --model bert --task squad --init runs/squad --data dev-v1.1.json --out runs/squad/eval
+        nvlm eval --model bert --task squad --init runs/squad \
+          --data dev-v1.1.json --out runs/squad/eval
 
-        nvlm eval --model bert --task squad --data dev-v2.0.json --predictions predictions.json --null-odds null_odds.json
+        nvlm eval --model bert --task squad --data dev-v2.0.json \
+          --predictions predictions.json --null-odds null_odds.json
 
-        nvlm eval --model transformer-xl --task lm --init runs/txl --data data/wt103 --split test
+        nvlm eval --model transformer-xl --task lm --init runs/txl \
+          --data data/wt103 --split test
     """
     from nvlm import registry
     from nvlm.report import emit_json, print_table, summary_table
@@ -240,7 +272,7 @@ def evaluate(
         rows = [(k, v) for k, v in result.items() if k not in ("task", "data")]
         print_table(summary_table(f"nvlm eval {model} {task}: {result['data']}", rows))
     else:
-        cfg, net = load_model(
+        cfg, net, absent = load_model_and_absent(
             plugin,
             init,
             task,
@@ -260,6 +292,14 @@ def evaluate(
             flags={"data.eval_batch_size": batch_size, "train.precision": precision},
         )
         result = plugin.evaluate(cfg, net, data, task)
+        if absent:  # only what --task mlm may lack (load_model_and_absent refuses the rest)
+            from nvlm.report import warn
+
+            warn(
+                f"--init {init} has no {' and no '.join(absent)}: next-sentence figures left "
+                "out (they would come from a random head)"
+            )
+            result = {k: v for k, v in result.items() if not k.startswith("nsp_")}
         rows = [(k, v) for k, v in result.items() if k not in ("task", "data")]
         print_table(summary_table(f"nvlm eval {model} {task}", rows))
     if json_out:

@@ -81,15 +81,21 @@ def finetune(
     ] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Fine-tune for SQuAD question answering (v1.1 or v2.0).
+    r"""Fine-tune for SQuAD question answering (v1.1 or v2.0).
 
     Examples:
 
-        nvlm finetune --model bert --task squad --version 1.1 --data train-v1.1.json --init runs/bert-p2 --out runs/squad --preset dgxa100-amp
+        nvlm finetune --model bert --task squad --version 1.1 \
+          --data train-v1.1.json --init runs/bert-p2 --out runs/squad \
+          --preset dgxa100-amp
 
-        nvlm finetune --model bert --task squad --data train.json --init hf/bert-base-uncased --out runs/squad --preset cpu-bf16 --eval-data dev.json
+        nvlm finetune --model bert --task squad --data train.json \
+          --init hf/bert-base-uncased --out runs/squad --preset cpu-bf16 \
+          --eval-data dev.json
 
-        nvlm finetune --model bert --task squad --data train.json --init runs/bert-p2 --out runs/squad --preset dgx1-16g-amp --gpus 2 --dry-run
+        nvlm finetune --model bert --task squad --data train.json \
+          --init runs/bert-p2 --out runs/squad --preset dgx1-16g-amp \
+          --gpus 2 --dry-run
 
     Re-running the same command on the same --out resumes. More than one process: docs/distributed.md.
     """

@@ -19,3 +19,20 @@ ConfigFile = Annotated[
     Path | None,
     typer.Option("--config", help="YAML file of config overrides (same keys as --set)."),
 ]
+
+
+def _flags_without_type() -> None:
+    """Typer 0.29 shows `<bool>` as the value of every flag (`--json <bool>`), as if it took
+    one; a flag takes none, so its help row shows no type (the one place for every command,
+    --help included)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_bool_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_type()

@@ -4,71 +4,24 @@ answer) and for pipelines (JSONL in, JSONL out, streaming)."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from nvlm.cli.jsonl_pipeline import json_type, open_input, run_pipeline, string_field
 from nvlm.cli.options import JsonFlag
 from nvlm.errors import UserError
 
 
-def stream_batches(items: Iterator, batch_size: int) -> Iterator[list]:
-    """Group items into batches WITHOUT waiting for a full batch: each batch is what has
-    arrived by the time the previous one is done (at least one item). A reader thread feeds a
-    queue, so answers stream out while input is still arriving on a pipe."""
-    import threading
-    from queue import Empty, Queue
-
-    q: Queue = Queue(maxsize=4 * batch_size)
-    done = object()
-
-    def read() -> None:
-        try:
-            for item in items:
-                q.put(item)
-        except BaseException as exc:  # surfaced in the consumer
-            q.put(exc)
-        q.put(done)
-
-    threading.Thread(target=read, daemon=True).start()
-    while True:
-        first = q.get()
-        if first is done:
-            return
-        if isinstance(first, BaseException):
-            raise first
-        batch, finished = [first], False
-        while len(batch) < batch_size:
-            try:
-                item = q.get_nowait()
-            except Empty:
-                break
-            if item is done:
-                finished = True
-                break
-            if isinstance(item, BaseException):
-                raise item
-            batch.append(item)
-        yield batch
-        if finished:
-            return
-
-
-def _lines(source: str) -> Iterator[tuple[int, str]]:
-    """(line number, text) from a file or '-' (stdin), read lazily so output can stream."""
-    if source == "-":
-        stream = sys.stdin
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise UserError(f"--input {source} does not exist (pass a file or - for stdin)")
-        stream = path.open(encoding="utf-8")
-    for number, line in enumerate(stream, 1):
-        if line.strip():
-            yield number, line.rstrip("\n")
+def _check_text_arg(option: str, value: str | None) -> None:
+    """A command-line text must be valid Unicode: bytes that are not UTF-8 reach Python as
+    lone surrogates, which the tokenizer rejects with a TypeError."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{option} is not UTF-8 text (pass it in UTF-8)") from None
 
 
 def predict(
@@ -153,16 +106,20 @@ def predict(
     ] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Answer questions about a passage, or print encoder features; JSONL in, JSONL out for
-    pipelines (streaming: answers appear while input is still arriving).
+    r"""Answer questions about a passage, or print encoder features; JSONL in, JSONL out for pipelines (streaming: answers appear while input is still arriving).
+
+    With --input, each line gets one JSON line on stdout, in order: the answer, or {"line": N, "error": "..."} for a line that cannot be answered (not JSON, not UTF-8, a field of the wrong type, longer than 4 MiB); the exit status is then 1. See docs/squad.md.
 
     Examples:
 
-        nvlm predict --model bert --init runs/squad --question "What food does Harry like?" --context "My name is Harry and I grew up in Canada. I love apples."
+        nvlm predict --model bert --init runs/squad \
+          --question "What food does Harry like?" \
+          --context "My name is Harry and I grew up in Canada. I love apples."
 
-        cat questions.jsonl | nvlm predict --model bert --init runs/squad --input - | jq .answer
+        cat questions.jsonl | nvlm predict -m bert --init runs/squad --input -
 
-        nvlm predict --model bert --init runs/bert-p1 --task features --text "the cat sat" --pooled
+        nvlm predict --model bert --init runs/bert-p1 --task features \
+          --text "the cat sat" --pooled
     """
     import time
 
@@ -187,6 +144,8 @@ def predict(
     if task == "features":
         if (text is None) == (input is None):
             raise UserError("--task features needs exactly one of --text TEXT or --input FILE|-")
+        _check_text_arg("--text", text)
+        stream = open_input(input) if input is not None else None
         from nvlm.models.bert.feature_extractor import FeatureExtractor
 
         fx = FeatureExtractor(init, layer=layer, pooled=pooled)
@@ -195,7 +154,7 @@ def predict(
         if text is not None:
             emit_jsonl(fx([text])[0])
             return
-        failed = _pipeline(input, batch_size, _parse_text, fx)
+        failed = run_pipeline(stream, batch_size, _parse_text, fx)
     else:
         if input is None and (question is None or context is None):
             raise UserError("give --question and --context (or --input FILE|- with JSONL lines)")
@@ -205,11 +164,22 @@ def predict(
             raise UserError("--context is empty (pass the passage that holds the answer)")
         if input is None and not question.strip():
             raise UserError("--question is empty (pass the question to answer)")
+        _check_text_arg("--question", question)
+        _check_text_arg("--context", context)
+        stream = open_input(input) if input is not None else None
         from nvlm.cli.eval import load_model
         from nvlm.tasks.squad import Answerer, beam_size_flags
 
         cfg, net = load_model(plugin, init, "squad", flags=beam_size_flags(plugin, beam_size))
-        answerer = Answerer(plugin, cfg, net, init, null_threshold=null_threshold, top_k=top_k)
+        answerer = Answerer(
+            plugin,
+            cfg,
+            net,
+            init,
+            null_threshold=null_threshold,
+            top_k=top_k,
+            window_batch=batch_size,
+        )
         if verbose:
             info(f"model loaded in {time.perf_counter() - t0:.2f} s")
         if input is None:
@@ -220,7 +190,7 @@ def predict(
             else:
                 _print_answer(answer)
             return
-        failed = _pipeline(input, batch_size, _parse_qa, answerer.answer)
+        failed = run_pipeline(stream, batch_size, _parse_qa, answerer.answer)
     if failed:
         raise typer.Exit(1)
 
@@ -246,9 +216,9 @@ def _print_answer(answer: dict) -> None:
 def _parse_text(number: int, line: str):
     if line.lstrip().startswith("{"):
         obj = json.loads(line)
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        if not isinstance(obj, dict):
             raise ValueError("expected a JSON object with a string 'text'")
-        return obj["text"]
+        return string_field(obj, "text")
     return line
 
 
@@ -272,6 +242,8 @@ def _predict_lm(plugin, init: str, *, text, input, task, next_words, generate, t
         )
     if next_words is not None and generate is not None:
         raise UserError("give either --next N or --generate K, not both")
+    _check_text_arg("--text", text)
+    stream = open_input(input) if input is not None else None
     lm = plugin.language_model(init)
     if verbose:
         info(f"model loaded in {time.perf_counter() - t0:.2f} s")
@@ -283,7 +255,7 @@ def _predict_lm(plugin, init: str, *, text, input, task, next_words, generate, t
                 item["id"] = json.loads(line)["id"]
             return item
 
-        if _pipeline(input, batch_size, parse, lm.score):
+        if run_pipeline(stream, batch_size, parse, lm.score):
             raise typer.Exit(1)
         return
     if task == "next":
@@ -304,31 +276,12 @@ def _predict_lm(plugin, init: str, *, text, input, task, next_words, generate, t
 def _parse_qa(number: int, line: str):
     obj = json.loads(line)
     if not isinstance(obj, dict):
-        raise ValueError("expected a JSON object")
-    for key in ("question", "context"):
-        if not isinstance(obj.get(key), str) or not obj[key].strip():
-            raise ValueError(f"missing or empty {key!r}")
-    return {"id": obj.get("id", number), "question": obj["question"], "context": obj["context"]}
-
-
-def _pipeline(source: str, batch_size: int, parse, handle) -> int:
-    """Stream `source` through `handle` in batches; one JSON line out per line in, errors in
-    place (with the line number). Returns the number of failed lines."""
-    from nvlm.report import emit_jsonl
-
-    failed = 0
-    for batch in stream_batches(_lines(source), batch_size):
-        items, errors = [], {}
-        for number, line in batch:
-            try:
-                items.append(parse(number, line))
-            except (ValueError, json.JSONDecodeError) as exc:
-                errors[number] = f"line {number}: {exc}"
-        results = iter(handle(items)) if items else iter(())
-        for number, _ in batch:
-            if number in errors:
-                failed += 1
-                emit_jsonl({"line": number, "error": errors[number]})
-            else:
-                emit_jsonl(next(results))
-    return failed
+        raise ValueError('expected a JSON object {"id"?, "question", "context"}')
+    question = string_field(obj, "question")
+    context = string_field(obj, "context")
+    qid = obj.get("id")
+    if qid is None:
+        qid = number
+    elif isinstance(qid, bool) or not isinstance(qid, (str, int)):
+        raise ValueError(f"'id' must be a string or an integer, not {json_type(qid)}")
+    return {"id": qid, "question": question, "context": context}

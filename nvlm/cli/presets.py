@@ -11,7 +11,7 @@ from nvlm import presets
 from nvlm.cli.options import JsonFlag
 from nvlm.config import model_key
 from nvlm.errors import UserError
-from nvlm.report import console, emit_json, format_value
+from nvlm.report import console, emit_json, format_value, print_result_table
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -74,7 +74,7 @@ def list_presets(json_: JsonFlag = False) -> None:
     for p in loaded:
         system = f"{p.system.name}, {_devices(p)}"
         table.add_row(p.name, system, p.system.precision, ", ".join(p.models))
-    console().print(table)
+    print_result_table(table)  # stdout: `nvlm presets list | grep a100` works
 
 
 def _lr(summary: dict[str, Any]) -> str:
@@ -117,9 +117,7 @@ _NOT_TRAINING = ("eval",)  # stages that only run inference: no lr, warm-up or l
 def show(name: PresetArg, model: ModelOption = None, json_: JsonFlag = False) -> None:
     """Show a preset's numbers per model and stage.
 
-    Micro-batch, accumulation, GPUs, global batch, learning rate (per GPU or absolute, and the
-    effective one), warm-up, steps or epochs, sequence length, model size, precision, XLA, and
-    whether the numbers were derived rather than published.
+    Micro-batch, accumulation, GPUs, global batch, learning rate (per GPU or absolute, and the effective one), warm-up, steps or epochs, sequence length, model size, precision, XLA, and whether the numbers were derived rather than published.
 
     Examples:
 
@@ -149,9 +147,9 @@ def show(name: PresetArg, model: ModelOption = None, json_: JsonFlag = False) ->
             }
         )
         return
-    out = console()
+    # The preset's numbers are the result (stdout); the footnote is a note (stderr).
     peak = preset.system.peak()
-    out.print(
+    print_result_table(
         f"[bold]{preset.name}[/bold]: {preset.system.name}, {_devices(preset)}, "
         f"{preset.system.precision}, peak {format_value(peak)} TFLOP/s per device"
     )
@@ -166,9 +164,9 @@ def show(name: PresetArg, model: ModelOption = None, json_: JsonFlag = False) ->
                 for stage, summary in stages.items()
             ]
             table.add_row(label, *cells)
-        out.print(table)
+        print_result_table(table)
     if any(s["derived"] for stages in summaries.values() for s in stages.values()):
-        out.print(
+        console().print(
             f"derived = not published for this system and precision; the rule is written "
             f"next to the numbers in {preset.path}"
         )

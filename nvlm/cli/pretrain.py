@@ -18,17 +18,19 @@ from nvlm.cli.launching import (
 from nvlm.cli.options import ConfigFile, JsonFlag, SetOption
 from nvlm.errors import UserError
 
-EXAMPLES = """
+EXAMPLES = r"""
 Examples:
 
-    nvlm pretrain --model bert --preset cpu-bf16 --data shards/ --out runs/bert-p1 --set model.size=tiny
+    nvlm pretrain --model bert --preset cpu-bf16 --data shards/ \
+      --out runs/bert-p1 --set model.size=tiny
 
-    nvlm pretrain --model bert --preset dgxa100-amp --phase 2 --data shards512/ --init runs/bert-p1 --out runs/bert-p2
+    nvlm pretrain --model bert --preset dgxa100-amp --phase 2 \
+      --data shards512/ --init runs/bert-p1 --out runs/bert-p2
 
-    nvlm pretrain --model bert --preset dgx1-16g-amp --data shards/ --out runs/bert-p1 --hosts node1:8,node2:8 --dry-run
+    nvlm pretrain --model bert --preset dgx1-16g-amp --data shards/ \
+      --out runs/bert-p1 --hosts node1:8,node2:8 --dry-run
 
-Re-running the same command on the same --out resumes from its latest checkpoint (with any
---gpus: the data position is global). More than one process: see docs/distributed.md.
+Re-running the same command on the same --out resumes from its latest checkpoint (with any --gpus: the data position is global). More than one process: see docs/distributed.md.
 """
 
 
@@ -89,8 +91,7 @@ def pretrain(
     ] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Pretrain BERT (MLM + NSP) or ELECTRA (replaced-token detection) on HDF5 shards, or
-    train a Transformer-XL language model on an `nvlm data lm` directory."""
+    """Pretrain BERT (MLM + NSP) or ELECTRA (replaced-token detection) on HDF5 shards, or train a Transformer-XL language model on an `nvlm data lm` directory."""
     from nvlm import registry
     from nvlm.cli.launching import LaunchOptions, TrainingJob, child_command, launch_training
     from nvlm.cli.resolve import resolve_training_config

@@ -74,11 +74,10 @@ def is_pair(path: str | Path) -> bool:
 
 def read_hf_dims(directory: Path) -> tuple[dict, list[str]]:
     """config.json -> (architecture dims, the `architectures` list); UserError otherwise."""
+    from nvlm.convert.hf import read_json
+
     path = directory / "config.json"
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
+    raw = read_json(path)
     model_type = raw.get("model_type")
     if model_type != "electra":
         raise UserError(
@@ -110,14 +109,13 @@ def read_hf_dims(directory: Path) -> tuple[dict, list[str]]:
 
 
 def _raw_weights(directory: Path) -> dict[str, np.ndarray]:
-    from nvlm.convert.hf import _read_safetensors, _read_torch_bin
+    from nvlm.convert.hf import _read_safetensors, _read_torch_bin, safetensors_shards
 
     index = directory / "model.safetensors.index.json"
     if (directory / "model.safetensors").is_file():
         return _read_safetensors([directory / "model.safetensors"])
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return _read_safetensors([directory / shard for shard in shards])
+        return _read_safetensors(safetensors_shards(directory))
     if (directory / "pytorch_model.bin").is_file():
         return _read_torch_bin(directory / "pytorch_model.bin")
     raise UserError(
@@ -181,8 +179,8 @@ def read_hf_electra(directory: str | Path) -> HfElectra:
     tok = directory / "tokenizer_config.json"
     if tok.is_file():
         try:
-            lowercase = bool(json.loads(tok.read_text()).get("do_lower_case", True))
-        except json.JSONDecodeError:
+            lowercase = bool(json.loads(tok.read_bytes()).get("do_lower_case", True))
+        except (ValueError, AttributeError):  # not JSON, not UTF-8, not an object: the default
             pass
     return HfElectra(
         directory, role, dims, weights, vocab if vocab.is_file() else None, lowercase, notes,

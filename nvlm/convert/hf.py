@@ -33,10 +33,7 @@ _REDUNDANT = ("embeddings.position_ids", "cls.predictions.decoder.weight")
 def read_hf_config(directory: Path) -> BertConfig:
     """`config.json` -> `BertConfig`; a UserError for another architecture."""
     path = directory / "config.json"
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
+    raw = read_json(path)
     model_type = raw.get("model_type", "bert")  # configs converted from Google's lack it
     if model_type != "bert":
         raise UserError(
@@ -44,6 +41,41 @@ def read_hf_config(directory: Path) -> BertConfig:
             hint="pass a BERT checkpoint, or the --model that matches it",
         )
     return bert_config_from_json(raw, path)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object file of a checkpoint (config.json, an index), or one UserError."""
+    try:
+        raw = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte offset {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    return raw
+
+
+def safetensors_shards(directory: Path) -> list[Path]:
+    """The files listed by `model.safetensors.index.json` (sharded checkpoints)."""
+    index = directory / "model.safetensors.index.json"
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise UserError(f"{index} has no 'weight_map' of tensor names to shard files")
+    return [directory / shard for shard in sorted(set(map(str, weight_map.values())))]
+
+
+def _damaged(path: Path, exc: BaseException) -> UserError:
+    # A cut-off download or copy is the usual cause; the reader's own words say which part.
+    return UserError(
+        f"cannot read {path}: {' '.join(str(exc).split()) or type(exc).__name__}",
+        hint="the file is damaged or incomplete, e.g. a cut-off download or copy: fetch or "
+        "export it again",
+    )
 
 
 def bert_config_from_json(raw: dict, path: Path) -> BertConfig:
@@ -84,9 +116,14 @@ def _read_safetensors(files: list[Path]) -> dict[str, np.ndarray]:
         raise UserError(
             f"reading {files[0].name} needs the safetensors package", hint="pip install safetensors"
         ) from exc
+    from safetensors import SafetensorError
+
     weights = {}
     for file in files:
-        weights.update(load_file(file))
+        try:
+            weights.update(load_file(file))
+        except (SafetensorError, OSError) as exc:
+            raise _damaged(file, exc) from None
     return weights
 
 
@@ -98,7 +135,12 @@ def _read_torch_bin(path: Path) -> dict[str, np.ndarray]:
             f"{path} is a PyTorch file and torch is not installed",
             hint="pip install torch, or save the model as model.safetensors",
         ) from exc
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
+        raise _damaged(path, exc) from None
     return {name: (t.float() if t.is_floating_point() else t).numpy() for name, t in state.items()}
 
 
@@ -151,8 +193,11 @@ def _read_tf_h5(path: Path) -> dict[str, np.ndarray]:
             value = value.reshape(-1)  # einsum bias [heads, head_dim]
         found[key] = value
 
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except OSError as exc:  # h5py's word for a truncated or corrupt file
+        raise _damaged(path, exc) from None
     return found
 
 
@@ -165,8 +210,7 @@ def read_hf_weights(
     if (directory / "model.safetensors").is_file():
         raw = _read_safetensors([directory / "model.safetensors"])
     elif index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        raw = _read_safetensors([directory / shard for shard in shards])
+        raw = _read_safetensors(safetensors_shards(directory))
     elif (directory / "tf_model.h5").is_file():
         raw = _read_tf_h5(directory / "tf_model.h5")
     elif (directory / "pytorch_model.bin").is_file():

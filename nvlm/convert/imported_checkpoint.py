@@ -48,7 +48,14 @@ def detect_source(path: str | Path) -> SourceKind:
     import tensorflow as tf
 
     # tf.train.Checkpoint (object-based) files carry their object graph; TF1 Saver files don't.
-    if tf.train.load_checkpoint(str(prefix)).has_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"):
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+    except (tf.errors.OpError, ValueError) as exc:  # a truncated or corrupt .index file
+        raise UserError(
+            f"cannot read checkpoint {prefix}: {' '.join(str(exc).split())}",
+            hint="the files are damaged or incomplete, e.g. a cut-off copy: copy them again",
+        ) from None
+    if reader.has_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"):
         return "nvlm"
     return "google"
 
@@ -95,13 +102,18 @@ def read_checkpoint(path: str | Path) -> ImportedCheckpoint:
     if kind == "google":
         prefix = checkpoint_prefix(path)
         vocab = prefix.parent / "vocab.txt"
+        config = read_google_config(prefix)
+        import tensorflow as tf
+
+        try:
+            weights = read_google_weights(prefix)
+        except (tf.errors.OpError, IndexError, ValueError) as exc:  # a cut-off .data file
+            raise UserError(
+                f"cannot read checkpoint {prefix}: {' '.join(str(exc).split())}",
+                hint="the files are damaged or incomplete, e.g. a cut-off copy: copy them again",
+            ) from None
         return ImportedCheckpoint(
-            kind,
-            path,
-            read_google_config(prefix),
-            read_google_weights(prefix),
-            vocab if vocab.is_file() else None,
-            display=google_name,
+            kind, path, config, weights, vocab if vocab.is_file() else None, display=google_name
         )
     # kind == "nvlm": the training loop's checkpoint format is the lead's; its reader
     # (load_nvlm) belongs here once that format is fixed.

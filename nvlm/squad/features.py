@@ -182,16 +182,26 @@ def _windows(n: int, room: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _max_context(n: int, starts: np.ndarray, lengths: np.ndarray) -> list[np.ndarray] | None:
     """Per window, bool [length]: is this the token's best window? None when there is one
-    window (every token is then max-context)."""
+    window (every token is then max-context).
+
+    One pass over the windows, each scoring only its own tokens: time and memory grow with
+    the tokens the windows hold (about n * room / stride), never with windows x n (a [windows,
+    n] table took gigabytes for a 200 KB context)."""
     if len(starts) == 1:
         return None
-    pos = np.arange(n)[None, :]
-    offset = pos - starts[:, None]
-    inside = (offset >= 0) & (offset < lengths[:, None])
-    # Same arithmetic as the reference: min(left, right) + 0.01 * length.
-    score = np.minimum(offset, lengths[:, None] - 1 - offset) + 0.01 * lengths[:, None]
-    best = np.argmax(np.where(inside, score, -np.inf), axis=0)  # first window wins a tie
-    return [best[s : s + m] == k for k, (s, m) in enumerate(zip(starts, lengths, strict=True))]
+    best_score = np.full(n, -np.inf)
+    best_window = np.zeros(n, dtype=np.int64)
+    for k, (s, m) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        offset = np.arange(m)
+        # Same arithmetic as the reference: min(left, right) + 0.01 * length.
+        score = np.minimum(offset, m - 1 - offset) + 0.01 * m
+        # Strictly better only: on a tie the earlier window keeps the token.
+        better = score > best_score[s : s + m]
+        best_score[s : s + m][better] = score[better]
+        best_window[s : s + m][better] = k
+    return [
+        best_window[s : s + m] == k for k, (s, m) in enumerate(zip(starts, lengths, strict=True))
+    ]
 
 
 def _answer_tokens(chars: np.ndarray, begin: int, end: int) -> tuple[int, int] | None:

@@ -143,12 +143,12 @@ class _Parser:
         if not isinstance(qas, list):
             self.fail(where, "'qas' must be a list of questions")
         context = paragraph.get("context")
-        if not isinstance(context, str) or not context.strip():
+        problem = _text_problem(context, "the context")
+        if problem:
             # Name the questions: they are what a user searches the file for.
             ids = [str(qa.get("id")) for qa in qas if isinstance(qa, dict)]
             name = f"question {ids[0]!r} ({where})" if ids else where
-            empty = context is None or isinstance(context, str)
-            self.fail(name, "the context is empty" if empty else "the context is not a string")
+            self.fail(name, problem)
         if not qas:
             return
         context_id = len(self.contexts)
@@ -162,15 +162,18 @@ class _Parser:
         qid = qa.get("id")
         if isinstance(qid, int) and not isinstance(qid, bool):
             qid = str(qid)
-        if not isinstance(qid, str) or not qid:
+        if qid is None or qid == "":
             self.fail(where, "the question has no 'id'")
+        if not isinstance(qid, str):
+            self.fail(where, f"the question 'id' must be a string, not {_type_name(qid)}")
         name = f"question {qid!r}"
         if qid in self.seen:
             self.fail(name, "the id is used twice", hint="predictions are keyed by question id")
         self.seen.add(qid)
         question = qa.get("question")
-        if not isinstance(question, str) or not question.strip():
-            self.fail(name, "the question text is empty")
+        problem = _text_problem(question, "the question text")
+        if problem:
+            self.fail(name, problem)
         impossible = qa.get("is_impossible", False)
         if not isinstance(impossible, bool):
             self.fail(name, f"is_impossible must be true or false, not {impossible!r}")
@@ -205,7 +208,9 @@ class _Parser:
             if not isinstance(answer, dict):
                 self.fail(name, f"{key}[{k}] is not an object with 'text' and 'answer_start'")
             text, start = answer.get("text"), answer.get("answer_start")
-            if not isinstance(text, str) or not text:
+            if text is not None and not isinstance(text, str):
+                self.fail(name, f"{key}[{k}] 'text' must be a string, not {_type_name(text)}")
+            if not text:
                 self.fail(name, f"{key}[{k}] has an empty or missing 'text'")
             if not isinstance(start, int) or isinstance(start, bool) or start < 0:
                 self.fail(name, f"{key}[{k}] needs a non-negative integer 'answer_start'")
@@ -219,6 +224,34 @@ class _Parser:
                 )
             out.append((text, start))
         return tuple(out)
+
+
+def _text_problem(value: Any, what: str) -> str | None:
+    """What is wrong with a context or question value, or None when it is usable text."""
+    if value is None:
+        return f"{what} is missing"
+    if not isinstance(value, str):
+        return f"{what} must be a string, not {_type_name(value)}"
+    if not value.strip():
+        return f"{what} is empty"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800"
+        return f"{what} holds an unpaired surrogate escape ({value[exc.start]!a}) at character {exc.start}"
+    return None
+
+
+def _type_name(value: Any) -> str:
+    """The JSON type of a decoded value, as a user reads it in the file."""
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _clip(text: str, limit: int = 40) -> str:

@@ -13,6 +13,7 @@ have `squad_null_threshold(cfg)`.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from nvlm.errors import UserError
 from nvlm.squad import decode_predictions, load_or_featurize, parse_squad, read_squad
 
 INPUTS = ("input_ids", "input_mask", "segment_ids")
+# Context characters featurized together by `Answerer.answer` (a longer context goes alone):
+# its windows, logits and n-best candidates take about 0.15 GB per million characters.
+CONTEXT_BUDGET = 1_000_000
 
 
 def squad_head(plugin, cfg):
@@ -286,7 +290,15 @@ class Answerer:
     """Loads a fine-tuned QA model once; answers (question, context) pairs in batches."""
 
     def __init__(
-        self, plugin, cfg, model, init: str, *, null_threshold: float | None = None, top_k: int = 1
+        self,
+        plugin,
+        cfg,
+        model,
+        init: str,
+        *,
+        null_threshold: float | None = None,
+        top_k: int = 1,
+        window_batch: int | None = None,
     ) -> None:
         self.plugin, self.cfg, self.model = plugin, cfg, model
         self.vocab, self.lowercase = text_settings(plugin, init)
@@ -295,11 +307,49 @@ class Answerer:
             null_threshold_default(plugin, cfg) if null_threshold is None else null_threshold
         )
         self.top_k = top_k
+        self.window_batch = max(window_batch or 0, cfg.data.eval_batch_size)
         self._forward = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
 
+    def _outputs(self, feats) -> dict[str, np.ndarray]:
+        """The model's outputs for every window, `window_batch` windows per forward pass: a long
+        context has thousands of windows, and one pass over all of them would hold every
+        layer's activations (and attention scores) of every window at once."""
+        inputs = feats.inputs()
+        parts: dict[str, list] = {}
+        for lo in range(0, len(feats), self.window_batch):
+            batch = {
+                k: tf.constant(np.asarray(inputs[k][lo : lo + self.window_batch], np.int32))
+                for k in INPUTS
+            }
+            for name, value in self._forward(batch).items():
+                parts.setdefault(name, []).append(value.numpy())
+        return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
     def answer(self, items: list[dict]) -> list[dict]:
-        """items: {"id", "question", "context"} -> one answer dict per item, in order."""
-        qas = [{"id": str(it["id"]), "question": it["question"], "answers": []} for it in items]
+        """items: {"id", "question", "context"} -> one answer dict per item, in order.
+
+        Items are answered in groups of at most `CONTEXT_BUDGET` context characters (a longer
+        context alone), so that a batch of long contexts never has all its windows, logits and
+        candidates in memory at once."""
+        answers: list[dict] = []
+        group: list[dict] = []
+        size = 0
+        for item in items:
+            if group and size + len(item["context"]) > CONTEXT_BUDGET:
+                answers += self._answer_group(group)
+                group, size = [], 0
+            group.append(item)
+            size += len(item["context"])
+        if group:
+            answers += self._answer_group(group)
+        return answers
+
+    def _answer_group(self, items: list[dict]) -> list[dict]:
+        # Internal question ids: the callers' ids may repeat or be of any JSON type, and
+        # parse_squad (rightly) refuses a repeated id in a file.
+        qas = [
+            {"id": f"q{i}", "question": it["question"], "answers": []} for i, it in enumerate(items)
+        ]
         data = {
             "version": self.version,
             "data": [
@@ -315,21 +365,22 @@ class Answerer:
         dataset = parse_squad(
             data, self.version, source="<predict>", sha256="", require_answers=False
         )
-        feats = features_for(dataset, self.vocab, self.lowercase, self.cfg, training=False)
-        inputs = feats.inputs()
-        out = self._forward({k: tf.constant(np.asarray(inputs[k], np.int32)) for k in INPUTS})
+        try:
+            feats = features_for(dataset, self.vocab, self.lowercase, self.cfg, training=False)
+        except UserError as exc:  # e.g. a context without tokens: drop the internal names
+            raise UserError(re.sub(r"^<predict>: question 'q\d+': ", "", str(exc))) from None
         preds = decode(
             self.plugin,
             self.cfg,
             dataset,
             feats,
-            {name: value.numpy() for name, value in out.items()},
+            self._outputs(feats),
             null_threshold=self.null_threshold,
             version_2=self.version == "2.0",
         )
         answers = []
-        for it in items:
-            qid = str(it["id"])
+        for i, it in enumerate(items):
+            qid = f"q{i}"
             nbest = [e for e in preds.nbest.get(qid, []) if e.get("text")]
             text = preds.predictions.get(qid, "")
             best = nbest[0] if nbest else None
