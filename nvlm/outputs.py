@@ -132,7 +132,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, target)
     except BaseException as exc:
         written = tmp.stat().st_size if tmp.exists() else None
@@ -152,7 +152,8 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file (or a directory's entries, after a rename) to the disk, where it can."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from helpers import error_line
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -28,14 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 def invoke(*args, **kwargs):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False, **kwargs)
-
-
-def error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

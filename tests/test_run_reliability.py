@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import checkpoint_values
+from helpers import checkpoint_values, error_line
 from test_bert_pretrain import TINY, invoke, shards  # noqa: F401 - `shards` is a fixture
 
 from nvlm import report
@@ -51,12 +51,6 @@ def args(data: Path, out: Path, steps: int = 20, *extra) -> list[str]:
 
 def command(data: Path, out: Path, steps: int = 20, *extra) -> list[str]:
     return [sys.executable, "-m", "nvlm", *args(data, out, steps, *extra)]
-
-
-def error_line(result) -> str:
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("nvlm:")]
-    assert lines, result.stderr
-    return lines[-1]
 
 
 def tree(path: Path) -> dict[str, tuple[int, int]]:

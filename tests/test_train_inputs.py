@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import error_line
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -37,15 +38,6 @@ def invoke(*args):
 def pretrain(model: str, data: Path, out: Path, *extra, steps: int = 2):
     return invoke("pretrain", "--model", model, "--data", data, "--out", out,
                   "--steps", steps, *TINY, *extra)  # fmt: skip
-
-
-def error_line(result) -> str:
-    """The one line a user sees: exit 2, no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def checkpoints(run: Path) -> list[str]:

@@ -22,7 +22,9 @@ def require_empty(dst: Path, overwrite: bool) -> None:
         raise UserError(f"{dst} is a file, not a directory (choose another DST)")
     if dst.exists() and any(dst.iterdir()):
         if not overwrite:
-            raise UserError(f"{dst} exists and is not empty (add --overwrite or choose another DST)")
+            raise UserError(
+                f"{dst} exists and is not empty (add --overwrite or choose another DST)"
+            )
         _require_ours(dst)
 
 

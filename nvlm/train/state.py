@@ -10,11 +10,11 @@ architecture.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import tensorflow as tf
 
+from nvlm.outputs import fsync_path
 from nvlm.train.checkpoint_files import newest_restorable, remove_partial_saves, write_pointer
 
 
@@ -95,16 +95,5 @@ class Checkpoints:
 
     def save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=step)
-        _fsync_dir(self.directory)
+        fsync_path(self.directory)
         return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
