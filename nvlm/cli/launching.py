@@ -262,11 +262,12 @@ def _supervise(cmd, job: TrainingJob, n: int) -> dict:
         env["NVLM_TTY_COLUMNS"] = str(shutil.get_terminal_size().columns)
     result = Job(cmd, run=job.run, processes=n, env=env, say=info).run_to_end()
     if result.exit_code and result.signum is not None:
-        # Stopped at once (a second Ctrl-C), or before the ranks could stop cleanly: still the
-        # user's interruption (130 / 143), with what the ranks did for the record.
+        # Stopped at once (a second Ctrl-C), or before the ranks could stop cleanly (still
+        # starting): the user's interruption all the same (130 / 143), not a failure.
+        saved = any((job.run / "checkpoints").glob("ckpt-*.index"))
         raise Interrupted(
-            f"interrupted; the job was ended before it could save a checkpoint "
-            f"({result.message}); re-run the same command to resume from the last checkpoint",
+            f"interrupted before the job could save a checkpoint (logs: {job.run / 'logs'}); "
+            f"re-run the same command to {'resume from its last checkpoint' if saved else 'start'}",
             result.signum,
         )
     if result.exit_code:
@@ -347,11 +348,7 @@ def _as_child(job: TrainingJob) -> Outcome:
 
     # No rank outlives the nvlm process that launched it (started before Horovod, which may
     # wait forever for a peer that was killed with it).
-    def orphaned(why: str) -> None:
-        if not log.ended:  # not if it stopped cleanly in the meantime
-            log.finished(1, why)
-
-    ParentWatch(before_exit=orphaned).start()
+    ParentWatch(before_exit=log.orphaned).start()
     try:
         world = dist.world()  # Horovod up, rank pinned, before TensorFlow starts its runtime
         sys.stderr.write(

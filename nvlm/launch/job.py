@@ -8,8 +8,10 @@ Once a rank has failed, the launcher gets `grace_s` to end the job (mpirun and s
 and the ranks on this host itself. The result names the rank that failed first and its log.
 
 Ctrl-C or SIGTERM (e.g. Slurm pre-emption of a job that runs nvlm in its batch script): the first
-one asks the ranks to stop (they agree on a step, rank 0 checkpoints, all exit 0; re-running the
-command resumes); the second one ends the job at once.
+one asks the ranks to stop (they agree on a step, rank 0 checkpoints, all exit 0; the result
+carries the signal, and the command exits 130 / 143; re-running it resumes); the second one ends
+the job at once. If the parent itself dies (SIGKILL), nothing outlives it: see
+nvlm.launch.parent_watch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from nvlm.launch.command import LaunchCommand
+from nvlm.launch.parent_watch import SUPERVISOR_VARIABLE, die_with_parent, identity
 from nvlm.launch.rank_log import log_path, read_status, status_path
 
 GRACE_ENV = "NVLM_LAUNCH_GRACE_S"
@@ -72,6 +75,7 @@ class JobResult:
     launcher_status: int
     message: str | None  # one line for the user when exit_code != 0
     interrupted: bool
+    signum: int | None = None  # the first SIGINT / SIGTERM the parent got
 
 
 class Job:
@@ -92,7 +96,8 @@ class Job:
         self.command = command
         self.run = Path(run)
         self.processes = processes
-        self.env = {**env, **command.env}
+        # The ranks of this host end if this process dies without ending them (parent_watch).
+        self.env = {**env, **command.env, SUPERVISOR_VARIABLE: identity()}
         self.grace_s = float(env.get(GRACE_ENV, DEFAULT_GRACE_S)) if grace_s is None else grace_s
         self.stream = stream if stream is not None else _binary(sys.stderr)
         self.say = say
@@ -102,6 +107,7 @@ class Job:
         self.proc: subprocess.Popen | None = None
         self.failures: dict[int, RankFailure] = {}
         self.signals = 0
+        self.signum: int | None = None
         self.killed = False
 
     # -- the watch loop ------------------------------------------------------------------------
@@ -116,7 +122,11 @@ class Job:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                # Its own session: Ctrl-C at the terminal reaches this process only, which stops
+                # the ranks cleanly. So that the launcher still ends with this process (SIGKILL
+                # included), the kernel sends it SIGTERM then.
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
             first_failure_at = None
             checked = 0.0
@@ -196,6 +206,7 @@ class Job:
     def _on_signal(self, signum: int) -> None:
         self.signals += 1
         if self.signals == 1:
+            self.signum = signum
             self.say(
                 "stopping: the ranks finish their step and save a checkpoint "
                 "(press Ctrl-C again to end them at once)"
@@ -249,16 +260,16 @@ class Job:
     def _result(self, launcher_log: Path) -> JobResult:
         status = self.proc.returncode if self.proc else 1
         text = _read_tail(launcher_log)
-        interrupted = self.signals > 0
+        interrupted, signum = self.signals > 0, self.signum
         if not self.failures and status == 0:
-            return JobResult(0, None, None, 0, None, interrupted)
+            return JobResult(0, None, None, 0, None, interrupted, signum)
         if not self.failures and _launcher_rank(text) is None:
             last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), "no output")
             message = (
                 f"{self.command.argv[0]} exited with status {status} before the ranks "
                 f"reported ({last.strip()}); see {launcher_log}"
             )
-            return JobResult(1, None, None, status, message, interrupted)
+            return JobResult(1, None, None, status, message, interrupted, signum)
         first = self._first_failure(text)
         codes = [f.exit_code for f in self.failures.values() if f.exit_code]
         worst = max([1, *codes])
@@ -269,7 +280,7 @@ class Job:
             f"rank {first.rank} failed ({first.describe()}); its log: {log}{others} "
             f"(launcher output: {launcher_log})"
         )
-        return JobResult(worst, first, log, status, message, interrupted)
+        return JobResult(worst, first, log, status, message, interrupted, signum)
 
 
 def _launcher_rank(text: str) -> int | None:

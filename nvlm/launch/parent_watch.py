@@ -20,6 +20,7 @@ orphan.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import signal
 import socket
@@ -84,7 +85,7 @@ class ParentWatch:
         env: Mapping[str, str] | None = None,
         *,
         poll_s: float = 0.5,
-        grace_s: float = 5.0,
+        grace_s: float = 3.0,
         before_exit: Callable[[str], None] | None = None,
     ) -> None:
         env = os.environ if env is None else env
@@ -116,13 +117,17 @@ class ParentWatch:
             time.sleep(self.poll_s)
         message = f"the nvlm process that started this job (PID {self.pid}) has ended"
         _say(f"nvlm: {message}; this rank ends in {self.grace_s:g} s")
-        time.sleep(self.grace_s)  # the launcher's SIGTERM may still stop it with a checkpoint
+        # The launcher's SIGTERM (it got one too) may still stop this rank with a checkpoint.
+        # Not longer: horovodrun ends a rank 5 s after its SIGTERM, and a rank that has not
+        # left by then is stuck (seen: over 3 s in a data pipeline's teardown, loaded machine).
+        time.sleep(self.grace_s)
         if self.before_exit is not None:
             try:
                 self.before_exit(message)
             except Exception:  # noqa: BLE001 - leaving is what matters now
                 pass
-        _say(f"nvlm: {message}; rank ended")
+        _say(f"nvlm: {message}; ending this rank, which was still at:")
+        faulthandler.dump_traceback(all_threads=True)  # where it hung, for the record
         os._exit(1)
 
 

@@ -42,6 +42,7 @@ class RankLog:
         self.rank = rank
         self.path = log_path(run, rank)
         self.status = status_path(run, rank)
+        self.ended = False  # finished() was called
 
     def redirect(self) -> None:
         """Send fds 1 and 2 (Python's and TensorFlow's C++ output alike) to the log, appending."""
@@ -60,8 +61,14 @@ class RankLog:
         self._write({"state": "running", "started": time.time()})
 
     def finished(self, exit_code: int, error: str | None = None) -> None:
+        self.ended = True
         state = "ok" if exit_code == 0 else "failed"
         self._write({"state": state, "exit_code": exit_code, "error": error, "ended": time.time()})
+
+    def orphaned(self, why: str) -> None:
+        """Record a failure (`why`) as the rank is ended from outside, unless it has ended."""
+        if not self.ended:
+            self.finished(1, why)
 
     def _write(self, fields: dict[str, Any]) -> None:
         record = {"rank": self.rank, "host": socket.gethostname(), "pid": os.getpid(), **fields}
