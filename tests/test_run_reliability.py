@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -348,7 +349,9 @@ def test_progress_keeps_step_and_eta_visible_at_80_columns(monkeypatch):
     }
     progress.update(400, figures)
     progress.close()
-    lines = [ln for ln in screen.getvalue().splitlines() if ln.strip()]
+    # What the terminal shows: without cursor-control sequences (erase line, cursor up).
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    lines = [ln for ln in shown.splitlines() if ln.strip()]
     bar = [ln for ln in lines if "400/1000" in ln][-1]
     assert len(bar) <= 80 and ":" in bar.split("400/1000")[1]  # the ETA clock
     text = " ".join(lines)

@@ -237,7 +237,7 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
 
     # What rank 0 would do first, done once here: the run-directory policy, then the config
     # every child reads. This process holds RUN's lock until every rank has ended.
-    with run_dir.locked(job.run, job.inputs):
+    with run_dir.locked(job.run, job.inputs) as lock_fd:
         run_dir.prepare(
             job.run,
             config_mod.to_dict(cfg),
@@ -249,10 +249,10 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         info(f"[dim]{escape(cmd.render())}[/dim]")
         others = "rank 1 logs" if n == 2 else f"ranks 1-{n - 1} log"
         info(f"rank 0 streams below; {others} to {job.run / 'logs'}/rank-N.log")
-        return Outcome(_supervise(cmd, job, n), "launched")
+        return Outcome(_supervise(cmd, job, n, lock_fd), "launched")
 
 
-def _supervise(cmd, job: TrainingJob, n: int) -> dict:
+def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int) -> dict:
     from nvlm.launch.job import Job
     from nvlm.report import info
 
@@ -260,7 +260,7 @@ def _supervise(cmd, job: TrainingJob, n: int) -> dict:
     env[ranks.CHILD_VARIABLE] = "1"
     if sys.stderr.isatty():  # let rank 0 draw rich progress for this terminal
         env["NVLM_TTY_COLUMNS"] = str(shutil.get_terminal_size().columns)
-    result = Job(cmd, run=job.run, processes=n, env=env, say=info).run_to_end()
+    result = Job(cmd, run=job.run, processes=n, env=env, say=info, keep_fds=(lock_fd,)).run_to_end()
     if result.exit_code and result.signum is not None:
         # Stopped at once (a second Ctrl-C), or before the ranks could stop cleanly (still
         # starting): the user's interruption all the same (130 / 143), not a failure.

@@ -92,8 +92,12 @@ class Job:
         stream: IO[bytes] | None = None,
         say: Callable[[str], None] = print,
         poll_s: float = 0.1,
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self.command = command
+        # RUN's lock: the launcher inherits it, so that RUN stays locked until the launcher
+        # (which waits for its ranks) has ended, even if this process is killed first.
+        self.keep_fds = keep_fds
         self.run = Path(run)
         self.processes = processes
         # The ranks of this host end if this process dies without ending them (parent_watch).
@@ -127,6 +131,7 @@ class Job:
                 # included), the kernel sends it SIGTERM then.
                 start_new_session=True,
                 preexec_fn=die_with_parent(),
+                pass_fds=self.keep_fds,
             )
             first_failure_at = None
             checked = 0.0

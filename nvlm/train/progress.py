@@ -29,7 +29,7 @@ SHOWN = (
     ("lr", "lr", ".2e"),
     ("loss_scale", "loss_scale", ",.4g"),
     ("seq_per_s", "seq/s", ",.4g"),
-    ("tok_per_s", "tok/s", ",.4g"),
+    ("tok_per_s", "tok/s", ",.0f"),
 )
 
 

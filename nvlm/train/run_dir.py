@@ -170,9 +170,11 @@ def _foreign_entries(run: Path) -> list[str] | None:
 
 # -- the lock ------------------------------------------------------------------------------------
 @contextmanager
-def locked(run: Path, inputs: Mapping[str, object] | None = None) -> Iterator[None]:
+def locked(run: Path, inputs: Mapping[str, object] | None = None) -> Iterator[int]:
     """Hold an exclusive lock on RUN/.lock while the block runs (RUN is checked first and made
     if missing; if the block fails and RUN was made here and is still empty, it goes again).
+    Yields the lock's file descriptor: a process started with it (`pass_fds`) keeps RUN locked
+    until it ends too.
 
     `fcntl.flock`: the kernel drops it when the process ends however it ends (SIGKILL, OOM), so
     a stale lock never blocks a rerun. On NFS (Linux >= 2.6.12) flock is carried out as a POSIX
@@ -200,7 +202,7 @@ def locked(run: Path, inputs: Mapping[str, object] | None = None) -> Iterator[No
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n".encode())
-        yield
+        yield fd  # a child process that inherits it holds the lock as long as it lives
         ok = True
     finally:
         os.close(fd)  # releases the lock
