@@ -252,7 +252,7 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         return Outcome(_supervise(cmd, job, n, lock_fd), "launched")
 
 
-def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int) -> dict:
+def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int | None = None) -> dict:
     from nvlm.launch.job import Job
     from nvlm.report import info
 
@@ -260,7 +260,14 @@ def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int) -> dict:
     env[ranks.CHILD_VARIABLE] = "1"
     if sys.stderr.isatty():  # let rank 0 draw rich progress for this terminal
         env["NVLM_TTY_COLUMNS"] = str(shutil.get_terminal_size().columns)
-    result = Job(cmd, run=job.run, processes=n, env=env, say=info, keep_fds=(lock_fd,)).run_to_end()
+    result = Job(
+        cmd,
+        run=job.run,
+        processes=n,
+        env=env,
+        say=info,
+        keep_fds=() if lock_fd is None else (lock_fd,),
+    ).run_to_end()
     if result.exit_code and result.signum is not None:
         # Stopped at once (a second Ctrl-C), or before the ranks could stop cleanly (still
         # starting): the user's interruption all the same (130 / 143), not a failure.
