@@ -126,14 +126,28 @@ def format_value(value: Any) -> str:
 
 
 def print_table(table: Table) -> None:
-    console().print(table)
-    _to_log(table)
+    """A human summary on stderr (and in the run's log)."""
+    _print_whole(console(), table)
+    if _LOG is not None:
+        _print_whole(_LOG, table)
+        _LOG.file.flush()
 
 
 def print_result_table(table: Table) -> None:
     """A listing or a result (presets list, doctor, data verify): stdout, for pipes."""
-    out = Console(highlight=False)
-    if not out.is_terminal:  # a pipe or a file: whole rows for grep, not cells wrapped at 80
-        wide = out.options.update(max_width=10_000)
-        out.width = max(out.width, Measurement.get(out, wide, table).maximum)
-    out.print(table)
+    _print_whole(Console(highlight=False), table)
+
+
+def _print_whole(out: Console, table: Table) -> None:
+    """In a terminal, the table fits the window; in a pipe or a file (grep, a Slurm .out, a
+    run's log) each row stays on one line, cells neither wrapped nor cut at 80 columns."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    wide = out.options.update(max_width=10_000)
+    saved = out.width
+    out.width = max(saved, Measurement.get(out, wide, table).maximum)
+    try:
+        out.print(table)
+    finally:
+        out.width = saved

@@ -162,6 +162,10 @@ def test_garbled_pointer_truncated_latest_and_temp_leftovers_resume_from_the_las
     assert "skipped checkpoint ckpt-20 (a file is truncated); using ckpt-15" in rerun.stderr
     assert f"resuming {run} from step 15 of 20 (checkpoint ckpt-15)" in rerun.stderr
     assert not (ckpts / "ckpt-25_temp").exists()
+    # The summary says which figures cover this invocation and which the whole run.
+    assert "steps (whole run)" in rerun.stderr and "20 of 20" in rerun.stderr
+    assert "training throughput (sequences/s) (this invocation)" in rerun.stderr
+    assert "resumed from step" in rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["resumed_from_step"] == 15 and summary["steps"] == 20
     got = checkpoint_values(run)
