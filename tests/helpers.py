@@ -36,7 +36,7 @@ def kill_after_checkpoint(command: list[str], run: Path, env: dict, step: int = 
 def error_line(result) -> str:
     """The one line a user sees for bad input (a CliRunner result): exit 2, no traceback."""
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.stderr
     lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
     assert len(lines) == 1, result.stderr
     return lines[0]

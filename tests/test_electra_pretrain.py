@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import checkpoint_values, kill_after_checkpoint
+from helpers import checkpoint_values, error_line, kill_after_checkpoint
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -43,14 +43,6 @@ def ok(result):
 def summary_of(result) -> dict:
     ok(result)
     return json.loads(result.stdout[result.stdout.index("{") :])
-
-
-def error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import error_line
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -30,14 +31,6 @@ def invoke(*args):
 def ok(result):
     assert result.exit_code == 0, result.output
     return result
-
-
-def error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def questions(version: str = "1.1"):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import error_line
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -33,13 +34,6 @@ def ok(result):
     assert result.exit_code == 0, result.output
     return result
 
-
-def error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
