@@ -235,6 +235,9 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         )
         return Outcome(None, "dry-run")
 
+    # MFU's denominator, measured now while the machine is idle (the ranks share it once they
+    # run); rank 0 reads it from the cache (nvlm.bench.peak).
+    _measure_peak(cfg.train.precision)
     # What rank 0 would do first, done once here: the run-directory policy, then the config
     # every child reads. This process holds RUN's lock until every rank has ended.
     with run_dir.locked(job.run, job.inputs) as lock_fd:
@@ -302,6 +305,15 @@ def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int | None = None) -> dic
             result.signum or summary.get("signal") or signal.SIGTERM,
         )
     return summary
+
+
+def _measure_peak(precision: str) -> None:
+    from nvlm.bench.peak import peak
+
+    try:
+        peak(precision)
+    except Exception:  # noqa: BLE001, S110 - without it the summary says MFU n/a
+        pass
 
 
 def _hosts(opts: LaunchOptions) -> list[Host]:

@@ -73,7 +73,17 @@ def _root(
 
 def _register() -> None:
     # Each command group lives in its own module; only commands that really work are registered.
-    from nvlm.cli import convert, data, doctor, eval, finetune, predict, presets, pretrain
+    from nvlm.cli import (
+        benchmark,
+        convert,
+        data,
+        doctor,
+        eval,
+        finetune,
+        predict,
+        presets,
+        pretrain,
+    )
 
     app.add_typer(data.app, name="data")
     app.add_typer(presets.app, name="presets")
@@ -83,6 +93,7 @@ def _register() -> None:
     app.command("predict", no_args_is_help=True)(predict.predict)
     app.command("convert", no_args_is_help=True)(convert.convert)
     app.command("doctor")(doctor.doctor)
+    app.add_typer(benchmark.app, name="benchmark")
 
 
 _register()

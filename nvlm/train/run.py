@@ -26,18 +26,15 @@ from nvlm.train.trainer import Trainer, TrainResult
 
 
 def peak_flops(cfg) -> float | None:
-    """Dense peak FLOP/s of the whole job from the preset's system table (None if unknown)."""
-    if not cfg.preset:
-        return None
-    from nvlm import presets
+    """Dense peak FLOP/s of the devices this run uses, as measured on this machine
+    (`nvlm benchmark peak`, cached): never a nominal figure, so an MFU stays <= 100%."""
+    from nvlm.bench.peak import peak_flops as measured
 
-    preset = presets.load(cfg.preset)
-    tflops = preset.system.peak(cfg.train.precision)
-    if tflops is None:
+    try:
+        return measured(cfg.train.precision, cfg.train.gpus)
+    except Exception as exc:  # noqa: BLE001 - MFU is a figure of the summary, not the run
+        info(f"[yellow]note:[/yellow] MFU not reported: the peak could not be measured ({exc})")
         return None
-    # CPU presets state the peak of the whole machine (all cores); GPU presets per GPU.
-    is_cpu = preset.system.gpu is None
-    return tflops * 1e12 * (1 if is_cpu else cfg.train.gpus)
 
 
 def train_run(
@@ -102,7 +99,7 @@ def _train_locked(
         cfg.train,
         run,
         world=world,
-        peak_flops=peak_flops(cfg),
+        peak_flops=peak_flops(cfg) if world.is_root else None,
         show_progress=show_progress,
         stop_after=stop_after,
     )
