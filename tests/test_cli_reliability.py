@@ -94,11 +94,13 @@ def test_long_context_is_answered_and_an_oversized_line_refused_with_bounded_mem
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(line) + "\n" for line in lines))
     # 0.7 GB is a process with TensorFlow loaded; the quadratic max-context table took 24 GB
-    # here before the fix (3 GB with seq len 128, stride 64).
+    # here before the fix (3 GB with seq len 128, stride 64). Measured after it: 0.77 GB
+    # started alone, up to 1.53 GB started within the whole suite (allocator state varies):
+    # the bound keeps a margin over that and far below the quadratic case.
     status, peak_kb = _run_measured(
         [sys.executable, "-m", "nvlm", "predict", "--model", "bert", "--init", str(qa_run),
          "--input", str(source), "--batch-size", "64"],
-        tmp_path / "out.jsonl", bound_kb=1_500_000,
+        tmp_path / "out.jsonl", bound_kb=2_200_000,
     )  # fmt: skip
     assert status == 1  # one line failed
     long, huge, short = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -110,7 +112,7 @@ def test_long_context_is_answered_and_an_oversized_line_refused_with_bounded_mem
         f"{MAX_LINE_BYTES} bytes per line (split the context; see docs/squad.md)",
     }
     assert short["id"] == "short" and "answer" in short
-    assert peak_kb < 1_500_000
+    assert peak_kb < 2_200_000
 
 
 def test_max_context_flags_match_the_reference_table():
