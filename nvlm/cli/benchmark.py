@@ -39,8 +39,7 @@ def peak(
     ] = 1.5,
     json_out: JsonFlag = False,
 ) -> None:
-    """Measure the machine's dense matmul peak (TFLOP/s) per precision, cache it per machine
-    and TensorFlow version, and print it. Training summaries divide by this figure for MFU.
+    """Measure the machine's dense matmul peak (TFLOP/s) per precision, cache it per machine and TensorFlow version, and print it. Training summaries divide by this figure for MFU.
 
     Examples:
 
