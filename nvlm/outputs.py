@@ -13,9 +13,10 @@ Rules every command follows (docs/reliability.md):
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -170,3 +171,30 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike[str], busy: Callable[[], str]) -> Iterator[int]:
+    """One writer at a time: an exclusive `flock` on `path` (a directory, or a lock file made if
+    missing) while the block runs; yields its file descriptor (a child started with it keeps the
+    lock while it lives). The kernel drops the lock when the process ends however it ends, so a
+    killed run never blocks its rerun. Held by another process: `UserError(busy())`. A file
+    system without locks: a UserError too, never a run unlocked (docs/reliability.md)."""
+    target = Path(path)
+    if target.is_dir():
+        fd = os.open(target, os.O_RDONLY)
+    else:
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(busy()) from None
+        except OSError as exc:
+            raise UserError(
+                f"cannot lock {target} ({exc.strerror}): use a file system with flock support "
+                "(docs/reliability.md)"
+            ) from None
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock

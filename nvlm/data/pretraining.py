@@ -29,7 +29,6 @@ from pathlib import Path
 
 from nvlm import __version__
 from nvlm.data.atomic import atomic_write_json, sha256_file
-from nvlm.data.dir_lock import directory_lock
 from nvlm.data.inputs import scan_inputs
 from nvlm.data.manifest import FORMAT_VERSION, identity_difference, write_manifest
 from nvlm.data.pretraining_config import AUTO_SHARD_BYTES, PretrainingConfig
@@ -45,10 +44,17 @@ from nvlm.data.shard_format import (
 from nvlm.data.special_tokens import SPECIAL_TOKENS
 from nvlm.data.vocab import Vocab
 from nvlm.errors import RunFailed, UserError
-from nvlm.outputs import check_writable_dir, refuse_inputs, write_bytes
+from nvlm.outputs import check_writable_dir, exclusive_lock, refuse_inputs, write_bytes
 from nvlm.report import warn
 
 _PARAMS = "params.json"
+
+
+# One writer per --out: two runs would delete and rebuild each other's shards.
+_BUSY = (
+    "--out {out} is being written by another `nvlm data pretraining` right now "
+    "(wait for it to end, or choose another --out)"
+)
 
 
 def prepare_pretraining(
@@ -94,7 +100,7 @@ def prepare_pretraining(
     created_dir = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        with directory_lock(out, "nvlm data pretraining"):
+        with exclusive_lock(out, lambda: _BUSY.format(out=out)):
             records = _claim_directory(out, identity, cfg.shards, overwrite)
             summary = _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers,
                              progress)  # fmt: skip

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ import yaml
 
 from nvlm import __version__
 from nvlm.errors import UserError
-from nvlm.outputs import check_writable_dir, refuse_inputs
+from nvlm.outputs import check_writable_dir, exclusive_lock, refuse_inputs
 from nvlm.train.checkpoint_files import holds_checkpoints
 
 # Keys that may differ between the original run and a resume without changing the result.
@@ -185,27 +184,17 @@ def locked(run: Path, inputs: Mapping[str, object] | None = None) -> Iterator[in
     made = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     path = run / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    busy = (
+        f"run directory {run} is in use by {{}} (wait for that run to end, or choose another --out)"
+    )
     ok = False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"run directory {run} is in use by {_holder(path)} (wait for that run to end, "
-                "or choose another --out)"
-            ) from None
-        except OSError as exc:  # a file system without locks: say so rather than run unlocked
-            raise UserError(
-                f"cannot lock {path} ({exc.strerror}): put runs on a file system with flock "
-                "support (docs/reliability.md)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n".encode())
-        yield fd  # a child process that inherits it holds the lock as long as it lives
-        ok = True
+        with exclusive_lock(path, lambda: busy.format(_holder(path))) as fd:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n".encode())
+            yield fd  # a child process that inherits it holds the lock as long as it lives
+            ok = True
     finally:
-        os.close(fd)  # releases the lock
         if made and not ok and {p.name for p in run.iterdir()} <= {LOCK, MARKER}:
             shutil.rmtree(run, ignore_errors=True)
 
