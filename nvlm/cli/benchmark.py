@@ -1,24 +1,28 @@
 """`nvlm benchmark`: measured figures of this machine (library: nvlm.bench).
 
-So far `peak`, the dense matmul peak that every MFU nvlm prints is divided by.
+`train` and `infer` time the three models in the layouts of NVIDIA's published tables; `peak`
+measures the dense matmul peak that every MFU nvlm prints is divided by.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from nvlm.cli.options import JsonFlag
+from nvlm.cli.launching import ControllerOption, HostfileOption, HostsOption, LauncherOption
+from nvlm.cli.options import ConfigFile, JsonFlag, SetOption
 from nvlm.errors import UserError
 from nvlm.report import emit_json, print_result_table
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Measure this machine: its dense matmul peak per precision (the denominator of MFU).",
+    help="Measure this machine: training and inference throughput and latency of the three "
+    "models, in the layouts of NVIDIA's published tables, and its dense matmul peak.",
 )
 
 
@@ -83,3 +87,362 @@ def peak(
             f"{when}{' (cached)' if was_cached else ''}",
         )
     print_result_table(table)
+
+
+# -- options shared by train and infer -----------------------------------------------------------
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="bert | electra | transformer-xl")]
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="Hardware preset (nvlm presets list) or a YAML path: batch per process, "
+        "accumulation, precision and XLA default to its recipe.",
+    ),
+]
+SizeOption = Annotated[
+    str | None, typer.Option("--size", help="Model size: tiny | small | base | large.")
+]
+PrecisionsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="Comma-separated precisions, each a column or table: fp32, tf32, amp, bf16 "
+        "(default: the preset's, else fp32).",
+    ),
+]
+BatchSizesOption = Annotated[
+    str | None,
+    typer.Option("--batch-sizes", help="Comma-separated batch sizes per process, e.g. 8,16."),
+]
+SeqLenOption = Annotated[
+    int | None,
+    typer.Option("--seq-len", min=1, help="Sequence length (Transformer-XL: tgt_len)."),
+]
+XlaOption = Annotated[
+    bool | None, typer.Option("--xla/--no-xla", help="XLA-compile the step (default: preset).")
+]
+InitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--init", help="Weights to time (an nvlm run, a Hugging Face directory...): default random."
+    ),
+]
+MarkdownFlag = Annotated[
+    bool, typer.Option("--markdown", help="Print the tables as Markdown on stdout.")
+]
+OutFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Append one JSON record per point to this file (JSONL), as each is measured.",
+    ),
+]
+CompareFlag = Annotated[
+    bool,
+    typer.Option(
+        "--compare",
+        help="Print NVIDIA's published figure beside each point that matches a published "
+        "configuration (the preset's system, precision, batch, GPUs), with the ratio.",
+    ),
+]
+MaxBusyOption = Annotated[
+    float,
+    typer.Option(
+        "--max-busy",
+        min=0.0,
+        max=1.0,
+        help="Stop when other processes keep more than this share of the CPUs busy for "
+        "--max-wait seconds (their load would be measured, not nvlm's); 1 measures anyway.",
+    ),
+]
+MaxWaitOption = Annotated[
+    float, typer.Option("--max-wait", min=0.0, help="Seconds to wait for a busy machine.")
+]
+
+
+def _list(text: str | None, option: str, cast, allowed=None) -> tuple | None:
+    if text is None:
+        return None
+    items = [t.strip().lower() for t in text.split(",") if t.strip()]
+    try:
+        values = tuple(dict.fromkeys(cast(t) for t in items))
+    except ValueError:
+        values = ()
+    if not values or (allowed is None and min(values) < 1):
+        raise UserError(f"{option} {text!r}: give comma-separated whole numbers >= 1, e.g. 1,8")
+    if allowed is not None:
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise UserError(
+                f"{option} {text!r}: {bad[0]!r} is not one of {', '.join(allowed)} "
+                "(comma-separated)"
+            )
+    return values
+
+
+PRECISIONS = ("fp32", "tf32", "amp", "bf16")
+
+
+def _report(outcome, grids_of, *, markdown: bool, json_out: bool, compare: bool) -> None:
+    from nvlm.report import emit_json
+
+    if json_out:
+        emit_json(outcome.records)
+    elif outcome.records:
+        grids = grids_of(outcome.records)
+        if compare:
+            from nvlm.bench.compare import compare_grid
+
+            grids.append(compare_grid(outcome.records))
+        if markdown:
+            import sys
+
+            sys.stdout.write("\n".join(g.markdown() for g in grids))
+            sys.stdout.flush()
+        else:
+            for grid in grids:
+                print_result_table(grid.rich())
+    if outcome.stopped is not None:
+        raise outcome.stopped
+
+
+def _recorder(out: Path | None, compare: bool):
+    from nvlm.bench import records
+
+    def on_record(record: dict) -> None:
+        if compare:
+            from nvlm.bench.compare import comparisons
+
+            record["published"] = [
+                {"metric": m, "figure": f, "ratio": r} for m, f, r in comparisons(record)
+            ]
+        if out is not None:
+            records.append(out, [record])
+
+    return on_record
+
+
+@app.command("train")
+def train(
+    model: ModelOption,
+    task: Annotated[
+        str, typer.Option("--task", help="pretrain (BERT, ELECTRA, Transformer-XL) | squad.")
+    ] = "pretrain",
+    phase: Annotated[
+        int, typer.Option("--phase", min=1, max=2, help="Pretraining phase: 1 (seq 128), 2 (512).")
+    ] = 1,
+    preset: PresetOption = None,
+    size: SizeOption = None,
+    precision: PrecisionsOption = None,
+    batch_sizes: BatchSizesOption = None,
+    seq_len: SeqLenOption = None,
+    accumulation: Annotated[
+        int | None,
+        typer.Option(
+            "--accumulation",
+            min=1,
+            help="Micro-batches per optimizer step (default: the preset's, re-derived for "
+            "each process count so the global batch stays fixed).",
+        ),
+    ] = None,
+    gpus: Annotated[
+        str,
+        typer.Option(
+            "--gpus",
+            help="Comma-separated process counts, one row each, e.g. 1,2,4,8 (CPU processes on "
+            "a machine without GPUs), each launched as nvlm pretrain --gpus N launches.",
+        ),
+    ] = "1",
+    xla: XlaOption = None,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, help="Timed optimizer steps per point.")
+    ] = 30,
+    warmup: Annotated[
+        int, typer.Option("--warmup", min=0, help="Untimed steps first (compilation included).")
+    ] = 5,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Real data: shards (pretrain) or a SQuAD JSON with --init (squad). Default: "
+            "synthetic data of the real format and statistics.",
+        ),
+    ] = None,
+    init: InitOption = None,
+    sets: SetOption = None,
+    launcher: LauncherOption = "auto",
+    hosts: HostsOption = None,
+    hostfile: HostfileOption = None,
+    controller: ControllerOption = "auto",
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            help="Where points keep their temporary files (removed at the end); on several "
+            "nodes a directory every node sees. Default: the system's temporary directory.",
+        ),
+    ] = None,
+    max_busy: MaxBusyOption = 0.25,
+    max_wait: MaxWaitOption = 120.0,
+    compare: CompareFlag = False,
+    markdown: MarkdownFlag = False,
+    out: OutFileOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Time training steps (forward, backward, allreduce, optimizer) of a model over precisions x process counts x batch sizes, and print the published tables' layout: throughput per precision, speedup, weak scaling, then every point's step times, allreduce share, MFU and memory.
+
+    Examples:
+
+        nvlm benchmark train --model bert --size tiny --precision fp32,bf16 --gpus 1,2 --steps 20
+
+        nvlm benchmark train --model electra --preset dgxa100-amp --precision tf32,amp --gpus 1,8 --compare
+
+        nvlm benchmark train --model transformer-xl --size base --precision fp32,bf16 --markdown
+    """
+    from nvlm.bench import records, sweep, train_bench
+    from nvlm.cli.launching import LaunchOptions
+
+    sweep_spec = train_bench.TrainSweep(
+        model=model,
+        task=task.strip().lower(),
+        phase=phase,
+        preset=preset,
+        size=size,
+        precisions=_list(precision, "--precision", str, PRECISIONS) or (None,),
+        batch_sizes=_list(batch_sizes, "--batch-sizes", int) or (None,),
+        gpus=_list(gpus, "--gpus", int),
+        seq_len=seq_len,
+        accumulation=accumulation,
+        xla=xla,
+        steps=steps,
+        warmup=warmup,
+        data=data,
+        init=init,
+        sets=tuple(sets or ()),
+    )
+    if markdown and json_out:
+        raise UserError("--markdown and --json both print on stdout: choose one")
+    records.check_out(out, {"--data": data, "--init": Path(init) if init else None})
+    launch = LaunchOptions(None, launcher, hosts, hostfile, controller, False)
+    outcome = sweep.run_train(
+        sweep_spec, launch, guard=sweep.Guard(max_busy, max_wait), workdir=workdir,
+        on_record=_recorder(out, compare),
+    )  # fmt: skip
+    from nvlm.bench.tables import train_grids
+
+    _report(outcome, train_grids, markdown=markdown, json_out=json_out, compare=compare)
+
+
+@app.command("infer")
+def infer(
+    model: ModelOption,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="BERT, ELECTRA: squad | features | mlm (default squad); Transformer-XL: lm.",
+        ),
+    ] = None,
+    preset: PresetOption = None,
+    size: SizeOption = None,
+    precision: PrecisionsOption = None,
+    batch_sizes: BatchSizesOption = None,
+    seq_len: SeqLenOption = None,
+    mem_len: Annotated[
+        int | None,
+        typer.Option("--mem-len", min=0, help="Transformer-XL memory length (default 640)."),
+    ] = None,
+    xla: XlaOption = None,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, help="Timed batches per point (percentiles).")
+    ] = 100,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            "--warmup",
+            min=0,
+            help="Untimed batches first (compilation); at least each of the 8 distinct input "
+            "batches once.",
+        ),
+    ] = 10,
+    init: InitOption = None,
+    sets: SetOption = None,
+    max_busy: MaxBusyOption = 0.25,
+    max_wait: MaxWaitOption = 120.0,
+    compare: CompareFlag = False,
+    markdown: MarkdownFlag = False,
+    out: OutFileOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Time inference of a model, one process, over precisions x batch sizes, and print one table per precision: throughput, latency average and 90/95/99th percentiles per batch (and per sequence), max, standard deviation.
+
+    Examples:
+
+        nvlm benchmark infer --model bert --size base --precision fp32,bf16 --batch-sizes 1,8
+
+        nvlm benchmark infer --model transformer-xl --size base --batch-sizes 1,8,16,32 --json
+    """
+    from nvlm.bench import infer_bench, records, sweep
+
+    default_task = "lm" if model.strip().lower().replace("_", "-") == "transformer-xl" else "squad"
+    sweep_spec = infer_bench.InferSweep(
+        model=model,
+        task=(task or default_task).strip().lower(),
+        preset=preset,
+        size=size,
+        precisions=_list(precision, "--precision", str, PRECISIONS) or (None,),
+        batch_sizes=_list(batch_sizes, "--batch-sizes", int),
+        seq_len=seq_len,
+        mem_len=mem_len,
+        xla=xla,
+        steps=steps,
+        warmup=warmup,
+        init=init,
+        sets=tuple(sets or ()),
+    )
+    if markdown and json_out:
+        raise UserError("--markdown and --json both print on stdout: choose one")
+    records.check_out(out, {"--init": Path(init) if init else None})
+    outcome = sweep.run_infer(
+        sweep_spec, guard=sweep.Guard(max_busy, max_wait), on_record=_recorder(out, compare)
+    )
+    from nvlm.bench.tables import infer_grids
+
+    _report(outcome, infer_grids, markdown=markdown, json_out=json_out, compare=compare)
+
+
+@app.command("train-rank", hidden=True)
+def train_rank(
+    model: Annotated[str, typer.Option("--model")],
+    task: Annotated[str, typer.Option("--task")],
+    steps: Annotated[int, typer.Option("--steps")],
+    warmup: Annotated[int, typer.Option("--warmup")],
+    out: Annotated[Path, typer.Option("--out")],
+    data: Annotated[Path | None, typer.Option("--data")] = None,
+    init: Annotated[str | None, typer.Option("--init")] = None,
+    config: ConfigFile = None,
+) -> None:
+    """One rank of a `nvlm benchmark train` point (started by it, with --config RUN/config.yaml)."""
+    from nvlm import registry
+    from nvlm.bench.train_bench import rank_job
+    from nvlm.cli.launching import LaunchOptions, TrainingJob, launch_or_run
+    from nvlm.launch import ranks
+
+    if not ranks.is_child():
+        raise UserError("benchmark train-rank is started by nvlm benchmark train (run that)")
+    plugin = registry.get(model)
+
+    def no_resolve(gpus):
+        raise UserError("a launched rank reads its config from --config")
+
+    job = TrainingJob(
+        command=[],
+        run=out,
+        resolve=no_resolve,
+        train=rank_job(
+            plugin, task=task, data=data, run=out, steps=steps, warmup=warmup, init=init
+        ),  # fmt: skip
+        config_file=config,
+    )
+    launch_or_run(job, LaunchOptions())

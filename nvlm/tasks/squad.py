@@ -130,9 +130,6 @@ def layer_decay_multipliers(model, num_layers: int, decay: float) -> list[float]
 
 
 def train_spec(plugin, cfg, model, train_json: Path, run: Path, init: str, world):
-    from nvlm.train.example_source import ArrayPart, ExampleSource
-    from nvlm.train.trainer import TrainSpec
-
     dataset = read_squad(train_json, cfg.data.squad_version)
     vocab, lowercase = text_settings(plugin, init)
     feats = features_for(
@@ -145,15 +142,28 @@ def train_spec(plugin, cfg, model, train_json: Path, run: Path, init: str, world
     head = squad_head(plugin, cfg)
     if head is not None:  # e.g. ELECTRA's answerability loss needs is_impossible
         arrays["is_impossible"] = feats.targets()["is_impossible"]
+    return spec_from_arrays(plugin, cfg, model, arrays, world)
+
+
+def spec_from_arrays(plugin, cfg, model, arrays: dict, world):
+    """The fine-tuning `TrainSpec` of featurized examples (name -> [examples, ...] arrays):
+    SQuAD features, or synthetic ones of their shape (`nvlm benchmark train --task squad`)."""
+    from nvlm.train.example_source import ArrayPart, ExampleSource
+    from nvlm.train.trainer import TrainSpec
+
+    head = squad_head(plugin, cfg)
     arrays = {k: np.asarray(v, dtype=np.int32) for k, v in arrays.items()}
+    if head is None:
+        arrays.pop("is_impossible", None)
+    examples = len(arrays["input_ids"])
     src = ExampleSource(
         [ArrayPart(arrays)],
         seed=cfg.train.seed,
-        shuffle_buffer=max(cfg.data.shuffle_buffer, len(feats)),
+        shuffle_buffer=max(cfg.data.shuffle_buffer, examples),
     )
     steps = cfg.train.steps
     if cfg.train.epochs is not None:
-        steps = max(1, math.ceil(cfg.train.epochs * len(feats) / cfg.global_batch))
+        steps = max(1, math.ceil(cfg.train.epochs * examples / cfg.global_batch))
     seq = cfg.data.seq_len
 
     def batches(start: int):

@@ -203,6 +203,25 @@ class Trainer:
                 acc.assign(tf.zeros_like(acc))
         return lr, grad_norm, self.loss_scale.scale
 
+    def step(
+        self, batches: Iterator, stop: bool = False
+    ) -> tuple[list[dict[str, float]], float, float, float]:
+        """One optimizer step on the next `accumulation` micro-batches of `batches`: (each
+        micro-batch's metrics, lr, gradient norm, loss scale). It returns once the step's
+        values are on the host, so its wall time is the step's (`nvlm benchmark` times it)."""
+        micro = []
+        for _ in range(self.cfg.accumulation):
+            grads, metrics = self._compute(next(batches))
+            micro.append({k: float(v) for k, v in metrics.items()})
+        lr, grad_norm, scale = (
+            float(x) for x in self._apply(grads, tf.constant(1.0 if stop else 0.0))
+        )
+        return micro, lr, grad_norm, scale
+
+    def gradient_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the gradients one step allreduces (fp32), for timing the allreduce alone."""
+        return [tuple(v.shape) for v in self.trainable]
+
     @property
     def effective_lr(self) -> float:
         # BERT's TF2 recipe states a per-GPU learning rate: effective lr = lr x GPUs.
@@ -260,12 +279,10 @@ class Trainer:
                     _crash(crash[1], world.rank, step + 1)
                 if step == measure_from:
                     t_measure = time.perf_counter()
-                for _ in range(cfg.accumulation):
-                    grads, metrics = self._compute(next(batches))
+                micro, lr, grad_norm, scale = self.step(batches, self._stop_requested)
+                for metrics in micro:
                     for k, v in metrics.items():
-                        window.setdefault(k, []).append(float(v))
-                stop = tf.constant(1.0 if self._stop_requested else 0.0)
-                lr, grad_norm, scale = (float(x) for x in self._apply(grads, stop))
+                        window.setdefault(k, []).append(v)
                 # The agreed decision, never the local flag: a signal handled after the
                 # allreduce must not make this rank stop one step before the others.
                 self._stopped = bool(self.stop_agreed.numpy())
