@@ -18,17 +18,22 @@ when the setting says so) and apply function (global-norm clip, LAMB), with the 
 
 Phases: (1) sweep: every model in every setting (fp32 / bf16, XLA off / on), a short timing
 after a warm-up that absorbs tracing and compilation; (2) final: each model in its best setting
-of the sweep, timed in alternating rounds (a load change hits both alike). Throughput is the
-median step time's: batch / median(step seconds). MFU = sequences/s x FLOPs per sequence
-(`nvlm.models.bert.flops_per_token`, the same count for both models) / the 2-core dense peak of
-the precision. Then nvlm's forward pass (the backbone, inference) at seq 128 and 384.
+of the sweep, timed in alternating rounds (a load change hits both alike). Then nvlm's forward
+pass (the backbone, inference) at seq 128 and 384.
+
+Timing, statistics, busy-machine guard and peak are `nvlm benchmark`'s (`nvlm.bench.timing`,
+`nvlm.bench.peak`). Throughput here is the median step time's: batch / p50(step seconds), which
+one stall of someone else's job in a handful of steps does not move; `nvlm benchmark` divides
+every sequence by every second (the --json figures carry that too, `all_sequences_per_s`).
+MFU = sequences/s x FLOPs per sequence (`nvlm.models.bert.flops_per_token`, the same count for
+both models) / this machine's dense matmul peak of the precision, measured by
+`nvlm.bench.peak` (cached per machine) and printed in the header.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,21 +44,26 @@ import numpy as np
 # because pysbd (a dependency) installs a top-level package named `benchmarks`.
 from common import (
     MFU_NOTE,
-    PEAK_FLOPS,
     VOCAB,
     Setting,
     Timing,
+    add_guard_options,
     bert_config,
     interleaved,
+    json_header,
     keras_hub_backbone,
     keras_hub_features,
     machine_lines,
+    mfu,
+    peak_line,
     release_models,
     set_policy,
     table,
-    wait_for_low_load,
+    wait_quiet,
     warm_up,
 )
+
+from nvlm.bench.timing import Latencies
 
 TARGET_RATIO = 1.2
 
@@ -156,8 +166,9 @@ class TrainerStep:
     `Trainer.fit` times whole runs and writes checkpoints; the benchmark needs single steps,
     so it calls the trainer's two graph functions the way `fit` does, in the same order, and
     fetches their results to the host (as `fit` does each step) so that a step is complete
-    when the call returns. A CPU tf.function returns when its work is done, so the two halves
-    are also timed apart (`parts`: (compute s, apply s) of every call).
+    when the call returns. The step as a whole is timed by `timing.time_calls` (`Timing`); a
+    CPU tf.function returns when its work is done, so the two halves are also clocked apart
+    inside the call (`parts`: (compute s, apply s) of every call).
     """
 
     def __init__(self, model, loss_fn, setting: Setting, batches: list[dict], run_dir: str):
@@ -197,9 +208,9 @@ class TrainerStep:
         return result
 
     def split_ms(self, last: int) -> tuple[float, float]:
-        """Median compute and apply milliseconds over the `last` calls."""
+        """Median (p50) compute and apply milliseconds over the `last` calls."""
         timed = self.parts[-last:]
-        return tuple(1e3 * statistics.median(p[i] for p in timed) for i in (0, 1))
+        return tuple(Latencies(tuple(p[i] for p in timed)).percentile_ms(50) for i in (0, 1))
 
 
 @dataclass
@@ -267,10 +278,6 @@ def measure_inference(setting: Setting, seq: int, args) -> Timing:
 
 
 # ------------------------------------------------------------------------------------ report
-def mfu(seq_per_s: float, flops_per_sequence: float, setting: Setting) -> float:
-    return seq_per_s * flops_per_sequence / PEAK_FLOPS[setting.precision]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -296,13 +303,7 @@ def main() -> None:
         "--infer-steps", type=int, default=4, help="timed forward batches per setting and seq len"
     )
     parser.add_argument("--no-inference", action="store_true")
-    parser.add_argument("--max-load", type=float, default=1.5)
-    parser.add_argument(
-        "--max-wait",
-        type=float,
-        default=600.0,
-        help="seconds to wait for the load to drop to --max-load",
-    )
+    add_guard_options(parser, max_wait=600.0)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -322,12 +323,10 @@ def main() -> None:
         f"batch {args.batch_size} x seq {seq}, {args.predictions} masked positions"
     )
     print(*machine_lines(), sep="\n")
-    print(
-        f"FLOPs per sequence (training): {train_flops / 1e9:.1f} GFLOP; peak "
-        f"fp32 {PEAK_FLOPS['fp32'] / 1e12} TFLOP/s, bf16 {PEAK_FLOPS['bf16'] / 1e12} TFLOP/s"
-    )
+    print(f"FLOPs per sequence (training): {train_flops / 1e9:.1f} GFLOP")
     batches = synthetic_batches(4, args.batch_size, seq, args.predictions, args.seed)
-    wait_for_low_load(args.max_load, args.max_wait)
+    wait_quiet(args)
+    print(peak_line(s.precision for s in settings), flush=True)
 
     # --- sweep
     results: dict = {"sweep": [], "final": {}, "inference": []}
@@ -339,13 +338,14 @@ def main() -> None:
             "model": name,
             "setting": str(m.setting),
             "sequences_per_s": seq_s,
-            "mfu": mfu(seq_s, train_flops, m.setting),
+            "all_sequences_per_s": m.timing.all_sequences_per_s,
+            "mfu": mfu(seq_s, train_flops, m.setting.precision),
             "step_ms": 1e3 * m.timing.median_s,
             "compute_ms": m.compute_ms,
             "apply_ms": m.apply_ms,
             "steps": len(m.timing.seconds),
             "warmup_s": m.warmup_s,
-            "load": m.timing.load,
+            "others_cpu": m.timing.others_share,
         }
         row = [
             name,
@@ -367,13 +367,13 @@ def main() -> None:
         for name, m in measure_training(pairs, batches, args, args.sweep_steps, 1).items():
             figures, row = record(name, m)
             results["sweep"].append(figures)
-            rows.append([*row, f"{m.warmup_s:.0f}", m.timing.load])
+            rows.append([*row, f"{m.warmup_s:.0f}", m.timing.others_cpu])
             print("  " + " ".join(map(str, row)), flush=True)
     print(
         f"\nSweep (median of {args.sweep_steps} steps after {args.warmup} warm-up steps, "
         "models alternating step by step)"
     )
-    print(table([*header, "warm-up s", "load"], rows))
+    print(table([*header, "warm-up s", "others' CPU"], rows))
 
     # --- final: each model in its best setting, interleaved
     best = {
@@ -387,7 +387,7 @@ def main() -> None:
         f"{args.final_steps} steps each",
         flush=True,
     )
-    wait_for_low_load(args.max_load, 120.0)
+    wait_quiet(args, 120.0)
     pairs = [(name, Setting.parse(best[name])) for name in names]
     rows = []
     for name, m in measure_training(
@@ -395,8 +395,8 @@ def main() -> None:
     ).items():
         figures, row = record(name, m)
         results["final"][name] = figures
-        rows.append([*row, figures["steps"], m.timing.load])
-    print(table([*header, "steps", "load"], rows))
+        rows.append([*row, figures["steps"], m.timing.others_cpu])
+    print(table([*header, "steps", "others' CPU"], rows))
     if {"nvlm", "keras-hub"} <= set(results["final"]):
         ratio = (
             results["final"]["nvlm"]["sequences_per_s"]
@@ -426,9 +426,10 @@ def main() -> None:
                     "seq_len": infer_seq,
                     "setting": str(setting),
                     "sequences_per_s": seq_s,
-                    "mfu": mfu(seq_s, flops, setting),
+                    "all_sequences_per_s": timing.all_sequences_per_s,
+                    "mfu": mfu(seq_s, flops, setting.precision),
                     "batch_ms": timing.median_s * 1e3,
-                    "load": timing.load,
+                    "others_cpu": timing.others_share,
                 }
                 results["inference"].append(figures)
                 rows.append(
@@ -438,15 +439,15 @@ def main() -> None:
                         f"{seq_s:.2f}",
                         f"{100 * figures['mfu']:.1f}%",
                         f"{figures['batch_ms']:.0f}",
-                        timing.load,
+                        timing.others_cpu,
                     ]
                 )
-        print(table(["seq", "setting", "sequences/s", "MFU", "batch ms", "load"], rows))
+        print(table(["seq", "setting", "sequences/s", "MFU", "batch ms", "others' CPU"], rows))
 
     print(f"\n{MFU_NOTE}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine_lines(), **results}, f, indent=2)
+            json.dump({**json_header(), **results}, f, indent=2)
 
 
 if __name__ == "__main__":

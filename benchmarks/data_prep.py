@@ -14,20 +14,27 @@ A lowercase WordPiece vocab is trained on that text with `nvlm data vocab`. Then
      (the tokenizer's own thread pool uses every core), best of two batchings.
 Figure of merit: input tokens/s of (1) / tokens/s of (2); target >= 0.5. Both are measured back
 to back in each of --rounds rounds, and the median round is reported (shared machines vary).
+Each is one call timed by `nvlm.bench.timing.time_calls`; a run first waits for the machine to
+be quiet (`wait_until_quiet`, --max-busy / --max-wait) and every round carries the share of the
+CPUs other processes used while it ran (`foreign_cpu`), as `nvlm benchmark` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+# A sibling module, found through sys.path[0] (this folder): see bert_train.py.
+from common import add_guard_options, others_during, percent, wait_quiet
+
+from nvlm.bench import records
+from nvlm.bench.timing import time_calls
 
 REPO = Path(__file__).resolve().parents[1]
 _SENTENCE_END = re.compile(r"(?<= [.?!]) (?=\S)")
@@ -51,21 +58,13 @@ def wikitext_to_documents(path: Path) -> list[list[str]]:
     return [d for d in docs if d]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def nvlm(*args: str) -> tuple[dict, float, str]:
     command = [sys.executable, "-m", "nvlm", *args, "--json"]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    seconds = time.perf_counter() - start
+    runs = []
+    (seconds,) = time_calls(
+        lambda: runs.append(subprocess.run(command, capture_output=True, text=True, cwd=REPO)), 1
+    )
+    done = runs[0]
     if done.returncode != 0:
         sys.exit(f"failed: {shlex.join(command)}\n{done.stderr}")
     return json.loads(done.stdout), seconds, shlex.join(["nvlm", *args])
@@ -82,13 +81,19 @@ def raw_tokenization(vocab_path: Path, sentences: list[str]) -> dict:
         ("encode_batch_fast, 8192 per call", "encode_batch_fast", 8192),
     ):
         encode = getattr(tokenizer, method)
-        start = time.perf_counter()
-        tokens = 0
-        for i in range(0, len(sentences), batch):
-            tokens += sum(
-                len(e) for e in encode(sentences[i : i + batch], add_special_tokens=False)
+        counted = []
+
+        def encode_all(encode=encode, batch=batch, counted=counted) -> None:
+            counted.append(
+                sum(
+                    len(e)
+                    for i in range(0, len(sentences), batch)
+                    for e in encode(sentences[i : i + batch], add_special_tokens=False)
+                )
             )
-        seconds = time.perf_counter() - start
+
+        (seconds,) = time_calls(encode_all, 1)
+        tokens = counted[0]
         results[label] = {
             "tokens": tokens,
             "seconds": round(seconds, 3),
@@ -116,6 +121,7 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    add_guard_options(parser, max_wait=300.0)
     args = parser.parse_args()
 
     sources = [args.wikitext_dir / "valid.txt", args.wikitext_dir / "test.txt"]
@@ -144,23 +150,30 @@ def main() -> None:
     )
     # The machine may be shared: measure pipeline and raw tokenization back to back, several
     # rounds, and take the median of the per-round ratios (each round sees similar load).
+    # The guard's notes go to stderr: with --json, stdout holds the figures only.
+    wait_quiet(args, stream=sys.stderr)
     rounds = []
-    for _ in range(args.rounds):
-        load = os.getloadavg()[0]
+
+    def one_round():
         pipe, pipe_seconds, pipe_cmd = nvlm(
             "data", "pretraining", "--model", "bert", "--input", str(corpus), "--vocab", str(work / "vocab.txt"),
             "--out", str(work / "shards"), "--seq-len", "128", "--max-predictions", "20", "--masked-lm-prob", "0.15",
             "--dupe-factor", "5", "--short-seq-prob", "0.1", "--workers", str(args.workers), "--shards", str(args.shards),
             "--overwrite",
         )  # fmt: skip
-        raw = raw_tokenization(work / "vocab.txt", sentences)
+        return pipe, pipe_seconds, pipe_cmd, raw_tokenization(work / "vocab.txt", sentences)
+
+    for _ in range(args.rounds):
+        # The pipeline's processes are waited for, so their CPU time is this script's: the
+        # share left is other people's.
+        (pipe, pipe_seconds, pipe_cmd, raw), others = others_during(one_round)
         pipeline_tps = pipe["tokens"] / pipe_seconds
         reference = max(
             v["tokens_per_second"] for k, v in raw.items() if k.startswith("encode_batch,")
         )
         rounds.append(
             {
-                "load_average": round(load, 2),
+                "others_cpu": None if others is None else round(others, 3),
                 "pipeline_seconds": round(pipe_seconds, 2),
                 "pipeline_tokens_per_second": round(pipeline_tps),
                 "raw": {
@@ -172,7 +185,8 @@ def main() -> None:
         )
     median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
     figures = {
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
+        "machine": records.machine(),
+        "versions": records.versions(),
         "input": {
             "documents": len(docs) * args.repeat,
             "sentences": len(sentences),
@@ -210,7 +224,7 @@ def main() -> None:
         for n, r in enumerate(rounds, 1):
             raw_figures = ", ".join(f"{k} {v['tokens_per_second']:,}" for k, v in r["raw"].items())
             print(
-                f"round {n}   load {r['load_average']}: pipeline {r['pipeline_tokens_per_second']:,} tokens/s "
+                f"round {n}   others' CPU {percent(r['others_cpu'])}: pipeline {r['pipeline_tokens_per_second']:,} tokens/s "
                 f"({r['pipeline_seconds']} s); raw tokens/s: {raw_figures}; ratio {r['ratio']}"
             )
         print(

@@ -18,9 +18,13 @@ ELECTRA-Base: 12 x 768, generator 1/3; vocab 30528, seq 128, batch 8, 20 selecte
   3. SQuAD inference: the fine-tuning model's forward pass (discriminator + joint beam-search
      head, beam 4; and the simple start/end head) at seq 384, batch 8, in bf16 and fp32.
 
-Throughput is batch / median step time; MFU = sequences/s x matmul FLOPs per sequence
-(`nvlm.models.electra.flops_per_token`) / the 2-core dense peak of the precision. Every figure
-carries the load average seen while it was measured: the machine is shared.
+Timing, statistics, busy-machine guard and peak are `nvlm benchmark`'s (`nvlm.bench.timing`,
+`nvlm.bench.peak`). Throughput is batch / median (p50) step time (`nvlm benchmark` divides every
+sequence by every second; --json carries that too, `all_sequences_per_s`); MFU = sequences/s x
+matmul FLOPs per sequence (`nvlm.models.electra.flops_per_token`) / this machine's dense matmul
+peak of the precision, measured by `nvlm.bench.peak` (cached per machine) and printed in the
+header. Every figure carries the share of the CPUs other processes used while it was
+measured: the machine is shared.
 """
 
 from __future__ import annotations
@@ -31,15 +35,18 @@ import tempfile
 
 from bert_train import TrainerStep, nvlm_pretrainer, synthetic_batches
 from common import (
-    PEAK_FLOPS,
     VOCAB,
     Setting,
+    add_guard_options,
     interleaved,
+    json_header,
     machine_lines,
+    mfu,
+    peak_line,
     release_models,
     set_policy,
     table,
-    wait_for_low_load,
+    wait_quiet,
     warm_up,
 )
 
@@ -92,10 +99,6 @@ def build_step(kind: str, cfg, setting: Setting, batches, run_dir: str) -> Train
     else:
         model, loss_fn = nvlm_pretrainer(bert_twin(cfg))
     return TrainerStep(model, loss_fn, setting, batches, run_dir)
-
-
-def mfu(seq_per_s: float, flops: float, setting: Setting) -> float:
-    return seq_per_s * flops / PEAK_FLOPS[setting.precision]
 
 
 def measure_breakdown(cfg, setting: Setting, batches, args) -> dict:
@@ -174,7 +177,8 @@ def measure_breakdown(cfg, setting: Setting, batches, args) -> dict:
 
         warm_up(step, args.warmup)
         timing = interleaved({name: step}, args.batch_size, 1, args.sweep_steps)[name]
-        out[name] = {"ms": 1e3 * timing.median_s, "load": timing.load}
+        out[name] = {"ms": 1e3 * timing.median_s, "others_cpu": timing.others_share,
+                     "others": timing.others_cpu}  # fmt: skip
     parts.clear()
     release_models()
     return out
@@ -217,7 +221,9 @@ def measure_squad(size: str, setting: Setting, head: str, args) -> dict:
         "sequences_per_s": timing.sequences_per_s,
         "latency_p50_ms": timing.percentile_ms(50),
         "latency_p90_ms": timing.percentile_ms(90),
-        "load": timing.load,
+        "all_sequences_per_s": timing.all_sequences_per_s,
+        "others_cpu": timing.others_share,
+        "others": timing.others_cpu,
     }
 
 
@@ -240,8 +246,7 @@ def main() -> None:
     parser.add_argument(
         "--breakdown", action="store_true", help="also time the parts of a step alone"
     )
-    parser.add_argument("--max-load", type=float, default=1.5)
-    parser.add_argument("--max-wait", type=float, default=600.0)
+    add_guard_options(parser, max_wait=600.0)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -252,8 +257,9 @@ def main() -> None:
           f"{args.squad_seq_len} x batch {args.squad_batch_size}")  # fmt: skip
     print(*machine_lines(), sep="\n")
     batches = synthetic_batches(4, bs, seq, args.predictions, args.seed)
-    wait_for_low_load(args.max_load, args.max_wait)
-    results: dict = {"sweep": [], "final": [], "squad": []}
+    wait_quiet(args)
+    print(peak_line(s.precision for s in settings), flush=True)
+    results: dict = {**json_header(), "sweep": [], "final": [], "squad": []}
 
     for size in args.sizes.split(","):
         cfg = electra_config(size, seq, args.predictions)
@@ -269,19 +275,22 @@ def main() -> None:
                 compute_ms, apply_ms = step.split_ms(args.sweep_steps)
                 fig = {"size": size, "setting": str(setting),
                        "sequences_per_s": timing.sequences_per_s,
-                       "mfu": mfu(timing.sequences_per_s, e_flops, setting),
+                       "all_sequences_per_s": timing.all_sequences_per_s,
+                       "mfu": mfu(timing.sequences_per_s, e_flops, setting.precision),
                        "step_ms": 1e3 * timing.median_s, "compute_ms": compute_ms,
-                       "apply_ms": apply_ms, "warmup_s": warm, "load": timing.load}  # fmt: skip
+                       "apply_ms": apply_ms, "warmup_s": warm,
+                       "others_cpu": timing.others_share}  # fmt: skip
                 results["sweep"].append(fig)
                 print(f"  {size} {setting}: {fig['sequences_per_s']:.2f} sequences/s "
-                      f"(load {fig['load']})", flush=True)  # fmt: skip
+                      f"(others' CPU {timing.others_cpu})", flush=True)  # fmt: skip
                 rows.append([str(setting), f"{fig['sequences_per_s']:.2f}",
                              f"{100 * fig['mfu']:.1f}%", f"{fig['step_ms']:.0f}",
-                             f"{compute_ms:.0f}", f"{apply_ms:.0f}", fig["load"]])  # fmt: skip
+                             f"{compute_ms:.0f}", f"{apply_ms:.0f}",
+                             timing.others_cpu])  # fmt: skip
                 del step
                 release_models()
             print(table(["setting", "sequences/s", "MFU", "step ms", "compute ms", "apply ms",
-                         "load"], rows))  # fmt: skip
+                         "others' CPU"], rows))  # fmt: skip
 
             best = max((f for f in results["sweep"] if f["size"] == size),
                        key=lambda f: f["sequences_per_s"])  # fmt: skip
@@ -295,14 +304,15 @@ def main() -> None:
             fig = {"size": size, "setting": str(setting),
                    "electra_sequences_per_s": e.sequences_per_s,
                    "bert_sequences_per_s": b.sequences_per_s,
-                   "electra_mfu": mfu(e.sequences_per_s, e_flops, setting),
-                   "bert_mfu": mfu(b.sequences_per_s, b_flops, setting),
+                   "electra_mfu": mfu(e.sequences_per_s, e_flops, setting.precision),
+                   "bert_mfu": mfu(b.sequences_per_s, b_flops, setting.precision),
                    "time_ratio": e.median_s / b.median_s, "flops_ratio": e_flops / b_flops,
                    "electra_ms": {"compute": steps["electra"].split_ms(len(e.seconds))[0],
                                   "apply": steps["electra"].split_ms(len(e.seconds))[1]},
                    "bert_ms": {"compute": steps["bert"].split_ms(len(b.seconds))[0],
                                "apply": steps["bert"].split_ms(len(b.seconds))[1]},
-                   "load": f"{e.load} / {b.load}"}  # fmt: skip
+                   "others_cpu": {"electra": e.others_share, "bert": b.others_share},
+                   "others": f"{e.others_cpu} / {b.others_cpu}"}  # fmt: skip
             results["final"].append(fig)
             steps.clear()
             release_models()
@@ -310,15 +320,15 @@ def main() -> None:
               f"sequences/s (MFU {100 * fig['electra_mfu']:.1f}%), BERT twin "
               f"{fig['bert_sequences_per_s']:.2f} sequences/s (MFU {100 * fig['bert_mfu']:.1f}%); "
               f"step time ratio {fig['time_ratio']:.2f} vs FLOPs ratio {fig['flops_ratio']:.2f} "
-              f"(load {fig['load']})")  # fmt: skip
+              f"(others' CPU {fig['others']})")  # fmt: skip
 
         if args.breakdown:
             parts = measure_breakdown(cfg, setting, batches, args)
             results.setdefault("breakdown", []).append({"size": size, "setting": str(setting),
                                                         **parts})  # fmt: skip
             print(f"\nparts of an ELECTRA-{size} step alone, {setting} (forward + backward):")
-            print(table(["part", "ms", "load"],
-                        [[k, f"{v['ms']:.0f}", v["load"]] for k, v in parts.items()]))  # fmt: skip
+            print(table(["part", "ms", "others' CPU"],
+                        [[k, f"{v['ms']:.0f}", v["others"]] for k, v in parts.items()]))  # fmt: skip
 
         if not args.no_squad:
             rows = []
@@ -328,11 +338,11 @@ def main() -> None:
                     results["squad"].append(f)
                     rows.append([head, str(setting), f"{f['sequences_per_s']:.2f}",
                                  f"{f['latency_p50_ms']:.0f}", f"{f['latency_p90_ms']:.0f}",
-                                 f["load"]])  # fmt: skip
+                                 f["others"]])  # fmt: skip
             print(f"\nSQuAD inference, ELECTRA-{size}, seq {args.squad_seq_len} x batch "
                   f"{args.squad_batch_size}")  # fmt: skip
             print(table(["head", "setting", "sequences/s", "p50 ms/batch", "p90 ms/batch",
-                         "load"], rows))  # fmt: skip
+                         "others' CPU"], rows))  # fmt: skip
         if args.json:  # after every size: a long run interrupted later keeps what it measured
             with open(args.json, "w") as fh:
                 json.dump(results, fh, indent=2)

@@ -10,15 +10,22 @@ training step of nvlm's `Trainer`: forward + backward (one micro-batch per proce
 apply function (ONE grouped allreduce of all gradients, global-norm clip, LAMB). Per process the
 micro-batch stays the same (weak scaling: the global batch grows with the processes). Figures:
 
-- step time (ms): median wall time of a whole optimizer step, on rank 0 (ranks run in lock step);
+- step time (ms): median (p50) wall time of a whole optimizer step, on rank 0 (ranks run in lock
+  step), timed by `nvlm.bench.timing.time_calls` and summarised by its `Latencies`;
 - throughput (sequences/s): global batch / step time, aggregate over all processes, and per process;
 - allreduce (ms/step): median time of the same grouped allreduce over tensors shaped like the
   model's gradients, measured alone right after the steps (no compute to overlap with);
 - communication fraction: allreduce / step time;
+- others' CPU: the share of the CPUs other processes used while the run went (the processes
+  of the run are children of this script, so their CPU time counts as its own);
 - vs 1 process: aggregate throughput / the 1-process throughput. On a multi-GPU node the ideal
   is N (each process brings its own GPU); on this 2-core machine the processes SHARE the cores
   that 1 process uses with 2 threads, so the ideal is 1.0 and the gap is the cost of going
   data-parallel (the allreduce, one thread per process instead of two).
+
+Throughput stays global batch / median step time (`nvlm benchmark train --gpus 1,2` divides every
+sequence by every second; the --json results carry that too, `all_sequences_per_s`). The run
+first waits for the machine to be quiet, as `nvlm benchmark` does (--max-busy, --max-wait).
 
 Synthetic batches (random token ids, seq 128, 20 masked positions, fixed seed): data loading is
 not measured. Run from the repository root as a file (see benchmarks/README.md).
@@ -30,16 +37,25 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 # A sibling module, found through sys.path[0] (this folder): see bert_train.py.
-from common import VOCAB, load_average, machine_lines, table, wait_for_low_load
+from common import (
+    VOCAB,
+    add_guard_options,
+    json_header,
+    machine_lines,
+    others_during,
+    percent,
+    table,
+    wait_quiet,
+)
+
+from nvlm.bench.timing import Latencies, time_calls
 
 RESULT = "SCALING-RESULT "
 
@@ -94,29 +110,26 @@ def worker(args: argparse.Namespace) -> None:
     world.broadcast(trainer.state.all_variables())
     no_stop = tf.constant(0.0)
 
-    def step(i: int) -> None:
-        grads, _ = trainer._compute(batches[i % len(batches)])
+    calls = iter(range(1 << 62))
+
+    def step() -> None:
+        grads, _ = trainer._compute(batches[next(calls) % len(batches)])
         lr, _, _ = trainer._apply(grads, no_stop)
         float(lr)  # wait for the step to finish
 
-    for i in range(args.warmup):
-        step(i)
-    step_s = []
-    for i in range(args.steps):
-        t0 = time.perf_counter()
-        step(i)
-        step_s.append(time.perf_counter() - t0)
+    time_calls(step, args.warmup)
+    step_s = Latencies(tuple(time_calls(step, args.steps)))
 
-    reduce_s = []
+    reduce_s = None
     if world.size > 1:
         grads = [tf.ones(v.shape, tf.float32) for v in trainer.trainable]
         allreduce = tf.function(lambda gs: world.allreduce_grads(gs))
-        for _ in range(3):
-            float(allreduce(grads)[0][(0,) * grads[0].shape.rank])
-        for _ in range(args.steps):
-            t0 = time.perf_counter()
-            float(allreduce(grads)[0][(0,) * grads[0].shape.rank])
-            reduce_s.append(time.perf_counter() - t0)
+
+        def reduce() -> None:
+            float(allreduce(grads)[0][(0,) * grads[0].shape.rank])  # on the host: done
+
+        time_calls(reduce, 3)
+        reduce_s = Latencies(tuple(time_calls(reduce, args.steps)))
 
     if world.is_root:
         params = sum(int(np.prod(v.shape)) for v in trainer.trainable)
@@ -125,8 +138,10 @@ def worker(args: argparse.Namespace) -> None:
             "device": world.device, "micro_batch": args.batch,
             "global_batch": args.batch * world.size, "params": params,
             "gradient_mb": params * 4 / 2**20,
-            "step_ms": 1e3 * statistics.median(step_s),
-            "allreduce_ms": 1e3 * statistics.median(reduce_s) if reduce_s else 0.0,
+            "step_ms": step_s.percentile_ms(50), "step_p90_ms": step_s.percentile_ms(90),
+            "step_max_ms": step_s.max_ms,
+            "all_sequences_per_s": step_s.per_second(args.batch * world.size),
+            "allreduce_ms": reduce_s.percentile_ms(50) if reduce_s else 0.0,
         }  # fmt: skip
         print(RESULT + json.dumps(result), flush=True)
 
@@ -148,18 +163,22 @@ def run_one(args: argparse.Namespace, size: str, processes: int) -> dict:
             executable=find_launcher(args.launcher)))  # fmt: skip
         argv, env = cmd.argv, cmd.env
     print(f"  {size}, {processes} process(es): {' '.join(argv[:8])} ...", flush=True)
-    proc = subprocess.run(
-        argv,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
-        capture_output=True,
-        text=True,
-        timeout=1800,
+    # subprocess.run waits for the launcher, which waits for its ranks: their CPU time is then
+    # this process's (children's), and what remains is other people's.
+    proc, others = others_during(
+        lambda: subprocess.run(
+            argv,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     )
     match = re.search(re.escape(RESULT) + r"(\{.*\})", proc.stdout)
     if proc.returncode != 0 or not match:
         sys.exit(f"{size} x {processes} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(match[1])
-    result["load"] = load_average()
+    result["others_cpu"] = others
     return result
 
 
@@ -176,7 +195,7 @@ def report(results: list[dict]) -> str:
             f"{seq_s / r['processes']:.1f}",
             f"{r['allreduce_ms']:.1f}" if r["processes"] > 1 else "-",
             f"{r['allreduce_ms'] / r['step_ms']:.1%}" if r["processes"] > 1 else "-",
-            f"{ratio:.2f}x", f"{r['load']:.1f}",
+            f"{ratio:.2f}x", percent(r["others_cpu"]),
         ])  # fmt: skip
     header = [
         "model",
@@ -190,7 +209,7 @@ def report(results: list[dict]) -> str:
         "allreduce (ms/step)",
         "communication",
         "vs 1 process",
-        "load after",
+        "others' CPU",
     ]
     return table(header, rows)
 
@@ -212,12 +231,7 @@ def main() -> None:
         help="runs of each configuration, alternating; the fastest is kept "
         "(other people's jobs on a shared machine only ever slow a run down)",
     )
-    parser.add_argument(
-        "--max-wait",
-        type=float,
-        default=300,
-        help="seconds to wait for the load average to drop below 1 first",
-    )
+    add_guard_options(parser, max_wait=300.0)
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
@@ -227,7 +241,7 @@ def main() -> None:
         return
     for line in machine_lines():
         print(line)
-    wait_for_low_load(1.0, args.max_wait)
+    wait_quiet(args)
     best: dict[tuple[str, int], dict] = {}
     for _ in range(args.rounds):
         for size in args.sizes:
@@ -244,7 +258,7 @@ def main() -> None:
     print(report(results))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": machine_lines(), "results": results}, fh, indent=2)
+            json.dump({**json_header(), "results": results}, fh, indent=2)
 
 
 if __name__ == "__main__":

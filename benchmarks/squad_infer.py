@@ -17,8 +17,15 @@ context [SEP], 3/4..1 of 384 tokens, padded to 384.
 
 Phases: (1) sweep: every model in every setting (fp32 / bf16, XLA off / on) at batch 1 and 8,
 a short timing after a warm-up; (2) final: per batch size, each model in its best setting,
-timed in alternating rounds. Per-batch wall times give the latency percentiles (numpy's linear
-interpolation between order statistics) and the throughput, batch / median latency.
+timed in alternating rounds.
+
+Timing, statistics, busy-machine guard and peak are `nvlm benchmark`'s (`nvlm.bench.timing`,
+`nvlm.bench.peak`): per-batch wall times (`time_calls`) give the latency percentiles
+(`Latencies`: numpy's linear interpolation between the closest ranks) and the throughput, which
+here stays batch / median (p50) latency; `nvlm benchmark infer` divides every sequence by every
+second (the --json figures carry that too, `all_sequences_per_s`). MFU divides by this
+machine's dense matmul peak of the precision, measured by `nvlm.bench.peak` (cached per
+machine) and printed in the header.
 """
 
 from __future__ import annotations
@@ -32,24 +39,28 @@ import numpy as np
 # because pysbd (a dependency) installs a top-level package named `benchmarks`.
 from common import (
     MFU_NOTE,
-    PEAK_FLOPS,
     VOCAB,
     Setting,
+    add_guard_options,
     bert_config,
     interleaved,
+    json_header,
     keras_hub_backbone,
     keras_hub_features,
     machine_lines,
+    mfu,
+    peak_line,
     release_models,
     set_policy,
     table,
-    wait_for_low_load,
+    wait_quiet,
     warm_up,
 )
 
+from nvlm.bench.timing import PERCENTILES
+
 TARGET_RATIO = 1.2  # nvlm / keras-hub throughput at batch 8
 TARGET_TAIL = 1.5  # p99 / p50 latency at batch 1
-PERCENTILES = (50, 90, 95, 99)
 
 
 def squad_features(n: int, batch: int, seq: int, seed: int) -> list[dict]:
@@ -166,8 +177,7 @@ def main() -> None:
         "--batch8-steps", type=int, default=12, help="timed batches of 8 per model in the final"
     )
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (final)")
-    parser.add_argument("--max-load", type=float, default=1.5)
-    parser.add_argument("--max-wait", type=float, default=600.0)
+    add_guard_options(parser, max_wait=600.0)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -185,7 +195,8 @@ def main() -> None:
     print(f"SQuAD inference, BERT-{args.size} + span head, seq {seq}, batch 1 and 8")
     print(*machine_lines(), sep="\n")
     print(f"FLOPs per sequence (forward): {flops / 1e9:.1f} GFLOP")
-    wait_for_low_load(args.max_load, args.max_wait)
+    wait_quiet(args)
+    print(peak_line(s.precision for s in settings), flush=True)
 
     results: dict = {"sweep": [], "final": {}}
     rows = []
@@ -204,15 +215,16 @@ def main() -> None:
                     "sequences_per_s": timing.sequences_per_s,
                     "p50_ms": timing.percentile_ms(50),
                     "warmup_s": warm_s,
-                    "load": timing.load,
+                    "others_cpu": timing.others_share,
                 }
                 results["sweep"].append(r)
                 row = [name, setting, batch_size, f"{r['sequences_per_s']:.2f}",
-                       f"{r['p50_ms']:.0f}", f"{warm_s:.0f}", timing.load]  # fmt: skip
+                       f"{r['p50_ms']:.0f}", f"{warm_s:.0f}", timing.others_cpu]  # fmt: skip
                 rows.append(row)
                 print("  " + " ".join(map(str, row)), flush=True)
     print(f"\nSweep (median of {args.sweep_steps} batches after {args.warmup} warm-up batches)")
-    print(table(["model", "setting", "batch", "sequences/s", "p50 ms", "warm-up s", "load"], rows))
+    print(table(["model", "setting", "batch", "sequences/s", "p50 ms", "warm-up s",
+                 "others' CPU"], rows))  # fmt: skip
 
     for batch_size, steps in ((1, args.batch1_steps), (8, args.batch8_steps)):
         candidates = [r for r in results["sweep"] if r["batch"] == batch_size]
@@ -234,7 +246,7 @@ def main() -> None:
             f"rounds of {per_round} batches",
             flush=True,
         )
-        wait_for_low_load(args.max_load, 120.0)
+        wait_quiet(args, 120.0)
         measured = measure(pairs, batch_size, args, args.rounds, per_round)
         rows = []
         final = results["final"][str(batch_size)] = {}
@@ -243,10 +255,13 @@ def main() -> None:
             r = {
                 "setting": str(setting),
                 "sequences_per_s": timing.sequences_per_s,
-                "mfu": timing.sequences_per_s * flops / PEAK_FLOPS[setting.precision],
+                "all_sequences_per_s": timing.all_sequences_per_s,
+                "mfu": mfu(timing.sequences_per_s, flops, setting.precision),
                 **{f"p{q}_ms": timing.percentile_ms(q) for q in PERCENTILES},
+                "max_ms": timing.latencies.max_ms,
+                "std_ms": timing.latencies.std_ms,
                 "batches": len(timing.seconds),
-                "load": timing.load,
+                "others_cpu": timing.others_share,
             }
             final[name] = r
             rows.append(
@@ -256,9 +271,10 @@ def main() -> None:
                     f"{r['sequences_per_s']:.2f}",
                     f"{100 * r['mfu']:.1f}%",
                     *(f"{r[f'p{q}_ms']:.0f}" for q in PERCENTILES),
+                    f"{r['max_ms']:.0f}",
                     f"{r['p99_ms'] / r['p50_ms']:.2f}",
                     r["batches"],
-                    timing.load,
+                    timing.others_cpu,
                 ]
             )
         print(
@@ -269,9 +285,10 @@ def main() -> None:
                     "sequences/s",
                     "MFU",
                     *(f"p{q} ms" for q in PERCENTILES),
+                    "max ms",
                     "p99/p50",
                     "batches",
-                    "load",
+                    "others' CPU",
                 ],
                 rows,
             )
@@ -294,7 +311,7 @@ def main() -> None:
     print(f"\n{MFU_NOTE}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine_lines(), **results}, f, indent=2)
+            json.dump({**json_header(), **results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,20 @@ train: one optimizer step of `nvlm pretrain --model transformer-xl` (the plugin'
 the segment memory gathered and scattered, nvlm's Trainer compute + apply, LAMB, clip 0.25) on
 X1's setting: tgt_len 192, mem_len 192, WikiText-103's vocabulary (267,735 words, adaptive
 softmax 19997/39997/199997, tied) on synthetic Zipf-distributed text; micro-batch --batch-size.
-Every setting (fp32 / bf16, XLA off / on) is warmed up (tracing, compilation) then timed;
-tokens/s = batch x tgt_len / median step time; MFU = tokens/s x the plugin's FLOPs per token
-(tails counted by their measured share of the targets) / the 2-core dense peak of the precision.
+Every setting (fp32 / bf16, XLA off / on) is warmed up (tracing, compilation) then timed
+(`nvlm.bench.timing.time_calls`); tokens/s = batch x tgt_len / median (p50) step time; MFU =
+tokens/s x the plugin's FLOPs per token (tails counted by their measured share of the targets)
+/ this machine's dense matmul peak of the precision, measured by `nvlm.bench.peak` (cached per
+machine) and printed in the header.
 
 eval: `nvlm eval --task lm`'s loop (tgt_len 64, mem_len 640, clamp_len 400, same_length,
-batch 16) on the same text: tokens/s over the segments after the first (compilation).
+batch 16) on the same text, timed per segment by that loop itself (the figures `nvlm eval`
+reports); tokens/s = batch x tgt_len / median segment time over the segments after --warmup
+(compilation), percentiles from `nvlm.bench.timing.Latencies`.
+
+Every figure carries the share of the CPUs other processes used while it was measured
+(`nvlm.bench.timing.foreign_cpu` over the measured work), and a run first waits for the machine
+to be quiet (`wait_until_quiet`, --max-busy / --max-wait), as `nvlm benchmark` does.
 
 e2e: `nvlm data lm` on WikiText-2 (vocabulary of valid + test, so that test has no word the
 model never saw as a class: WikiText's vocabulary is closed), `nvlm pretrain` of `small` on
@@ -25,7 +33,8 @@ the VALID split for --minutes (fp32, no XLA: the fastest setting of the train sw
 CPU; AdamW lr 2.5e-4 by default, see --e2e-optimizer), stopped by SIGTERM at the limit if it
 runs late (a clean checkpoint), then `nvlm eval`
 on TEST. The step count is sized from a short probe of the speed so that the cosine schedule
-ends near the time limit. Prints the commands, perplexity, time and the load seen.
+ends near the time limit. Prints the commands, perplexity, time and the other processes' share
+of the CPUs over the training run.
 """
 
 from __future__ import annotations
@@ -35,7 +44,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,16 +52,21 @@ from pathlib import Path
 
 import numpy as np
 from common import (
-    PEAK_FLOPS,
     Setting,
     Timing,
-    load_average,
+    add_guard_options,
+    json_header,
     machine_lines,
+    mfu,
+    others_during,
+    peak_line,
     release_models,
     table,
-    wait_for_low_load,
+    wait_quiet,
     warm_up,
 )
+
+from nvlm.bench.timing import Latencies
 
 WT103_VOCAB = 267735
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,9 +139,9 @@ def measure_training(size: str, setting: Setting, data: Path, args) -> dict:
     flops = spec.flops_per_example / 192
     result = {
         "size": size, "setting": str(setting), "tok_per_s": round(tok_s, 1),
-        "mfu": round(tok_s * flops / PEAK_FLOPS[setting.precision], 4),
+        "mfu": round(mfu(tok_s, flops, setting.precision), 4),
         "step_ms": round(timing.median_s * 1e3, 1), "warmup_s": round(compile_s, 1),
-        "gflop_per_token": round(flops / 1e9, 3), "load": timing.load,
+        "gflop_per_token": round(flops / 1e9, 3), "others_cpu": timing.others_cpu,
     }  # fmt: skip
     release_models()
     return result
@@ -149,19 +162,20 @@ def measure_eval(size: str, setting: Setting, data: Path, args) -> dict:
     model = plugin.build(cfg, "lm")
     segments = args.warmup + args.eval_segments
     ids = read_lm_directory(data).load("train")[: batch * tgt * segments + 1]
-    load0 = load_average()
-    _, latencies, _ = stream_log_probs(model, ids, batch_size=batch, tgt_len=tgt, mem_len=mem,
-                                       xla=setting.xla)  # fmt: skip
-    steady = latencies[args.warmup :]
-    tok_s = batch * tgt / statistics.median(steady)
+    (_, latencies, _), others = others_during(
+        lambda: stream_log_probs(model, ids, batch_size=batch, tgt_len=tgt, mem_len=mem,
+                                 xla=setting.xla)
+    )  # fmt: skip
+    steady = Latencies(tuple(latencies[args.warmup :]))
+    tok_s = batch * tgt / (steady.percentile_ms(50) / 1e3)
     fpt = plugin.flops_per_token(cfg, tgt, task="lm")
     result = {
         "size": size, "setting": str(setting), "tok_per_s": round(tok_s, 1),
-        "mfu": round(tok_s * fpt / PEAK_FLOPS[setting.precision], 4),
-        "latency_p50_ms": round(float(np.percentile(steady, 50)) * 1e3, 1),
-        "latency_p99_ms": round(float(np.percentile(steady, 99)) * 1e3, 1),
+        "mfu": round(mfu(tok_s, fpt, setting.precision), 4),
+        "latency_p50_ms": round(steady.percentile_ms(50), 1),
+        "latency_p99_ms": round(steady.percentile_ms(99), 1),
         "warmup_s": round(sum(latencies[: args.warmup]), 1),
-        "load": f"{min(load0, load_average()):.1f}-{max(load0, load_average()):.1f}",
+        "others_cpu": "n/a" if others is None else f"{100 * others:.0f}%",
     }  # fmt: skip
     release_models()
     return result
@@ -206,19 +220,24 @@ def end_to_end(args) -> dict:
     cmd = [*NVLM, "pretrain", *train, "--out", str(out), "--overwrite", "--steps", str(steps),
            "--set", f"train.warmup_steps={warmup}", "--json"]  # fmt: skip
     print("$ nvlm " + " ".join(cmd[3:]), flush=True)
-    loads = [load_average()]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = t0 + args.minutes * 60 * 1.10  # 10% grace, then a clean stop
-    stopped = False
-    while proc.poll() is None:
-        time.sleep(5)
-        loads.append(load_average())
-        if not stopped and time.monotonic() > deadline:
-            proc.send_signal(signal.SIGTERM)
-            stopped = True
-    summary = json.loads(proc.stdout.read())
+
+    def train_to_the_limit() -> tuple[str, bool]:
+        proc = subprocess.Popen(cmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = t0 + args.minutes * 60 * 1.10  # 10% grace, then a clean stop
+        stopped = False
+        while proc.poll() is None:
+            time.sleep(5)
+            if not stopped and time.monotonic() > deadline:
+                proc.send_signal(signal.SIGTERM)
+                stopped = True
+        return proc.stdout.read(), stopped
+
+    # The child is reaped (poll) before the window closes, so its CPU time counts as ours,
+    # not as other processes'.
+    (stdout, stopped), others = others_during(train_to_the_limit)
+    summary = json.loads(stdout)
     minutes = (time.monotonic() - t0) / 60
     result = run([*NVLM, "eval", "--model", "transformer-xl", "--task", "lm", "--init",
                   str(out), "--data", str(lm), "--split", "test", "--json"],
@@ -232,7 +251,7 @@ def end_to_end(args) -> dict:
         "test_ppl": round(ev["ppl"], 2), "test_loss": round(ev["loss"], 4),
         "test_bpt": round(ev["bpt"], 3), "test_bpc": round(ev["bpc"], 3),
         "test_tokens": ev["tokens"], "eval_tok_per_s": ev["tok_per_s"],
-        "load": f"{min(loads):.1f}-{max(loads):.1f} (mean {statistics.mean(loads):.1f})",
+        "others_cpu": "n/a" if others is None else f"{100 * others:.0f}%",
         "command": " ".join(cmd[3:]),
     }  # fmt: skip
 
@@ -261,15 +280,16 @@ def main() -> None:
     parser.add_argument("--e2e-optimizer", default="adamw")
     parser.add_argument("--e2e-lr", type=float, default=2.5e-4)
     parser.add_argument("--e2e-dropout", type=float, default=0.1)
-    parser.add_argument("--max-load", type=float, default=1.5)
-    parser.add_argument("--max-wait", type=float, default=300)
+    add_guard_options(parser, max_wait=300.0)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     parts = args.parts.split(",")
     print("\n".join(machine_lines()), flush=True)
-    wait_for_low_load(args.max_load, args.max_wait)
-    figures: dict = {}
+    wait_quiet(args)
     settings = [Setting.parse(s) for s in args.settings.split(",")]
+    if "train" in parts or "eval" in parts:
+        print(peak_line(s.precision for s in settings), flush=True)
+    figures: dict = json_header()
     if "train" in parts or "eval" in parts:
         tmp = Path(tempfile.mkdtemp(prefix="nvlm-txl-bench-"))
         try:

@@ -136,6 +136,7 @@ def test_tiny_bert_learns_a_repetitive_corpus(shards, tmp_path):
     summary = summary_of(result)
     assert summary["final"]["mlm_acc"] > 0.9
     assert summary["final"]["nsp_acc"] > 0.8
+    assert 0 < summary["mfu"] <= 1.0  # of the peak measured on this machine
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["mlm_loss"] < lines[0]["mlm_loss"] / 3
     assert lines[0]["units"]["seq_per_s"] == "sequences/s"

@@ -92,7 +92,7 @@ def test_tiny_electra_learns_replaced_token_detection(trained):
     assert final["gen_acc"] > 0.15  # the generator learns too (chance ~1/200)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["units"]["disc_acc"] == "1" and lines[0]["units"]["gen_loss"] == "nats"
-    assert summary["mfu"] is not None and summary["mfu"] > 0
+    assert summary["mfu"] is not None and 0 < summary["mfu"] <= 1.0  # of the measured peak
     for part, arch in (("discriminator", "ElectraForPreTraining"),
                        ("generator", "ElectraForMaskedLM")):  # fmt: skip
         config = json.loads((run / "hf" / part / "config.json").read_text())

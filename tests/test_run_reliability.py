@@ -120,6 +120,15 @@ def test_overwrite_clears_only_what_nvlm_wrote_in_its_own_run(shards, finished, 
     assert (run / "notes.txt").read_text() == "mine\n"
     assert json.loads(result.stdout)["resumed_from_step"] == 0
     assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-5.index"]
+    # The old run's log went with it; this run's log is whole (cleared before it opened).
+    assert "nvlm bert pretrain" in (run / "logs" / "run.log").read_text()
+
+
+def test_overwrite_on_a_new_out_directory_just_trains(shards, tmp_path):  # noqa: F811
+    # A batch script passes --overwrite every time, the first time included.
+    result = invoke(*args(shards, tmp_path / "new", 2, "--overwrite"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "checkpoints" / "ckpt-2.index").is_file()
 
 
 def test_a_file_in_the_way_or_no_permission_is_one_line(shards, tmp_path, monkeypatch):  # noqa: F811

@@ -86,7 +86,7 @@ def trained(corpus, tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_tiny_model_learns_a_repetitive_corpus(trained, corpus):
     summary = json.loads((trained / "summary.json").read_text())
-    assert summary["final"]["ppl"] < 1.5 and summary["mfu"] > 0
+    assert summary["final"]["ppl"] < 1.5 and 0 < summary["mfu"] <= 1.0  # of the measured peak
     lines = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["units"]["bpt"] == "bits/token" and lines[0]["units"]["bpc"] == "bits/character"
     assert lines[-1]["loss"] < lines[0]["loss"] / 4

@@ -294,11 +294,11 @@ def train(
 
     Examples:
 
-        nvlm benchmark train --model bert --size tiny --precision fp32,bf16 --gpus 1,2 --steps 20
+        nvlm benchmark train -m bert --size tiny --precision fp32,bf16 --gpus 1,2
 
-        nvlm benchmark train --model electra --preset dgxa100-amp --precision tf32,amp --gpus 1,8 --compare
+        nvlm benchmark train -m electra --preset dgxa100-amp --gpus 1,8 --compare
 
-        nvlm benchmark train --model transformer-xl --size base --precision fp32,bf16 --markdown
+        nvlm benchmark train -m transformer-xl --size base --markdown
     """
     from nvlm.bench import records, sweep, train_bench
     from nvlm.cli.launching import LaunchOptions
@@ -379,9 +379,9 @@ def infer(
 
     Examples:
 
-        nvlm benchmark infer --model bert --size base --precision fp32,bf16 --batch-sizes 1,8
+        nvlm benchmark infer -m bert --size base --precision fp32,bf16
 
-        nvlm benchmark infer --model transformer-xl --size base --batch-sizes 1,8,16,32 --json
+        nvlm benchmark infer -m transformer-xl --batch-sizes 1,8,16,32 --json
     """
     from nvlm.bench import infer_bench, records, sweep
 

@@ -62,25 +62,23 @@ def train_run(
     owner = world.is_root and not is_child()  # a launched job's parent holds the lock
     inputs = {"--data": data, "--init": init}
     with run_dir_mod.locked(run, inputs) if owner else nullcontext():
+        resuming = False
+        if world.is_root:
+            # Before the log opens: --overwrite clears the old run's logs, not this one's.
+            resuming = run_dir_mod.prepare(
+                run, config_mod.to_dict(cfg), resume=resume, overwrite=overwrite, inputs=inputs
+            )
         with log_to(run / "logs" / "run.log") if owner else nullcontext():
             return _train_locked(
-                plugin, cfg, world, run=run, data=data, task=task, init=init, resume=resume,
-                overwrite=overwrite, show_progress=show_progress, stop_after=stop_after,
+                plugin, cfg, world, run=run, data=data, task=task, init=init,
+                resuming=resuming, show_progress=show_progress, stop_after=stop_after,
             )  # fmt: skip
 
 
 def _train_locked(
-    plugin, cfg, world, *, run, data, task, init, resume, overwrite, show_progress, stop_after
+    plugin, cfg, world, *, run, data, task, init, resuming, show_progress, stop_after
 ) -> dict[str, Any]:
-    resuming = False
     if world.is_root:
-        resuming = run_dir_mod.prepare(
-            run,
-            config_mod.to_dict(cfg),
-            resume=resume,
-            overwrite=overwrite,
-            inputs={"--data": data, "--init": init},
-        )
         _write_config(cfg, run)
     world.barrier()
 

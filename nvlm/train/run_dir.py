@@ -85,7 +85,8 @@ def prepare(
     """Make RUN ready; return True when the run will resume from a checkpoint."""
     run = Path(run)
     check_target(run, inputs)
-    if overwrite and run.is_dir() and any(run.iterdir()):
+    # The lock file this command just took is not content to clear (a new --out has only it).
+    if overwrite and run.is_dir() and any(p.name != LOCK for p in run.iterdir()):
         if not is_nvlm_run(run):
             raise UserError(
                 f"--overwrite clears only nvlm runs, and {run} is not one (no {MARKER} marker "
