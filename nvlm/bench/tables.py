@@ -188,6 +188,7 @@ def infer_grids(records: list[dict[str, Any]]) -> list[Grid]:
         columns = [
             "batch", f"throughput ({unit})", "latency avg (ms)", "p90 (ms)", "p95 (ms)",
             "p99 (ms)", "max (ms)", "std (ms)", "per sequence avg (ms)", "MFU %",
+            "first batch (s)", "memory (MB)",
         ]  # fmt: skip
         xla = " +XLA" if first.get("xla") else ""
         grid = Grid(f"{what(first)}: inference, {precision}{xla}", columns)
@@ -203,6 +204,8 @@ def infer_grids(records: list[dict[str, Any]]) -> list[Grid]:
                 _num(r["latency_std_ms"], 2),
                 _num(r["latency_per_sequence_avg_ms"], 3),
                 "n/a" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}",
+                _num(r.get("first_call_s"), 2),
+                _num(r.get("memory_mb"), 0),
             ])  # fmt: skip
         grid.notes = [
             f"Latency per batch (a call returning every output to the host) over {first['steps']} "
