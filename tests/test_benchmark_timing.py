@@ -155,3 +155,12 @@ def test_training_table_has_speedup_and_weak_scaling_of_each_precision():
     assert grid.rows[1][3:] == ["18.0", "30.0", "1.67x", "1.80x", "1.50x"]
     md = tables.train_grids(recs)[0].markdown()
     assert "| 2 | 8 | 1 | 18.0 | 30.0 | 1.67x | 1.80x | 1.50x |" in md
+
+
+def test_mfu_counts_the_flops_of_real_tokens_not_padding():
+    from nvlm.train.trainer import sequence_flops
+
+    # FLOPs per token 2n at length n: sequences of 1, 2 and 2 real tokens.
+    assert sequence_flops(lambda n: 2.0 * n, [1, 2, 2]) == pytest.approx((2 + 8 + 8) / 3)
+    # Padded to 4, the count would be 32 per sequence: 5x more than the work done.
+    assert sequence_flops(lambda n: 2.0 * n, [4, 4, 4]) == pytest.approx(32)

@@ -233,14 +233,18 @@ def _encoder_call(plugin, cfg, task: str, batch: int, init: str | None):
     flops_task = "squad" if task == "squad" else "features"
     if task == "mlm":
         flops_task = "pretrain"
-    flops = _inference_flops(plugin, cfg, seq, flops_task)
+    lengths = arrays["input_mask"][: batch * DISTINCT_BATCHES].astype(bool).sum(axis=1)
+    flops = _inference_flops(plugin, cfg, lengths, flops_task)
     return call, seq, flops
 
 
-def _inference_flops(plugin, cfg, seq: int, task: str) -> float:
-    """Forward FLOPs of one sequence: a third of the training count (forward + backward = 3x
-    forward, the convention of every MFU nvlm prints)."""
-    return plugin.flops_per_token(cfg, seq, task=task) * seq / 3.0
+def _inference_flops(plugin, cfg, lengths, task: str) -> float:
+    """Forward FLOPs of one sequence, counted at the real lengths of the timed inputs (the
+    encoders skip padding): a third of the training count (forward + backward = 3x forward,
+    the convention of every MFU nvlm prints)."""
+    from nvlm.train.trainer import sequence_flops
+
+    return sequence_flops(lambda n: plugin.flops_per_token(cfg, n, task=task), lengths) / 3.0
 
 
 def _pretraining_arrays(plugin, cfg, examples: int) -> dict[str, np.ndarray]:

@@ -149,7 +149,7 @@ def spec_from_arrays(plugin, cfg, model, arrays: dict, world):
     """The fine-tuning `TrainSpec` of featurized examples (name -> [examples, ...] arrays):
     SQuAD features, or synthetic ones of their shape (`nvlm benchmark train --task squad`)."""
     from nvlm.train.example_source import ArrayPart, ExampleSource
-    from nvlm.train.trainer import TrainSpec
+    from nvlm.train.trainer import TrainSpec, sequence_flops
 
     head = squad_head(plugin, cfg)
     arrays = {k: np.asarray(v, dtype=np.int32) for k, v in arrays.items()}
@@ -175,7 +175,10 @@ def spec_from_arrays(plugin, cfg, model, arrays: dict, world):
         loss_fn=span_loss if head is None else head.loss,
         batches=batches,
         tokens_per_example=seq,
-        flops_per_example=plugin.flops_per_token(cfg, seq, task="squad") * seq,
+        flops_per_example=sequence_flops(
+            lambda n: plugin.flops_per_token(cfg, n, task="squad"),
+            arrays["input_mask"].astype(bool).sum(axis=1),
+        ),
         metric_units={"start_acc": "1", "end_acc": "1"} if head is None else head.metric_units,
         total_steps=steps,
         lr_multipliers=layer_decay_multipliers(model, cfg.model.num_layers, cfg.train.layer_decay),

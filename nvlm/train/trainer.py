@@ -46,7 +46,7 @@ class TrainSpec:
     loss_fn: LossFn  # (model, batch, training) -> (scalar loss, {name: scalar metric})
     batches: Callable[[int], Iterator[dict[str, np.ndarray]]]  # start example -> micro-batches
     tokens_per_example: int
-    flops_per_example: float = 0.0  # training FLOPs (fwd + bwd) for MFU
+    flops_per_example: float = 0.0  # training FLOPs (fwd + bwd) of its real tokens, for MFU
     metric_units: dict[str, str] = field(default_factory=dict)
     lr_multipliers: list[float] | None = None
     extra_state: list = field(default_factory=list)  # e.g. recurrent memories
@@ -54,6 +54,19 @@ class TrainSpec:
     # Called on EVERY rank right before rank 0 writes a checkpoint (a collective may run in it:
     # Transformer-XL gathers each rank's memories into the state rank 0 saves).
     before_checkpoint: Callable[[object], None] | None = None
+
+
+def sequence_flops(flops_per_token: Callable[[int], float], lengths) -> float:
+    """Mean FLOPs of one sequence over sequences of real lengths `lengths`: per-token FLOPs at
+    each length x that length. MFU counts the work of the real tokens: the encoders skip
+    padding in their per-token layers, so FLOPs counted at the padded length credit them with
+    work they did not do (measured: BERT-base SQuAD inference at "185%" of the peak on SQuAD-
+    like features, 41% real tokens)."""
+    values, counts = np.unique(np.asarray(lengths, np.int64), return_counts=True)
+    total = sum(
+        flops_per_token(int(n)) * int(n) * int(c) for n, c in zip(values, counts, strict=True)
+    )
+    return float(total) / max(int(counts.sum()), 1)
 
 
 @dataclass

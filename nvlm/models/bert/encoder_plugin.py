@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 from nvlm.errors import UserError
 
+SAMPLE_ROWS = 4096  # rows of the first shard whose real lengths stand for the data's
+
 
 class EncoderPlugin:
     """Base of `BertPlugin` and `ElectraPlugin`. A subclass names itself in `title` (for error
@@ -25,7 +27,7 @@ class EncoderPlugin:
         raise NotImplementedError
 
     def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
-        from nvlm.train.trainer import TrainSpec
+        from nvlm.train.trainer import TrainSpec, sequence_flops
 
         if task == "squad":
             from nvlm.tasks import squad
@@ -38,7 +40,9 @@ class EncoderPlugin:
             loss_fn=self.loss_fn(cfg, task),
             batches=batches,
             tokens_per_example=seq,
-            flops_per_example=self.flops_per_token(cfg, seq) * seq,
+            flops_per_example=sequence_flops(
+                lambda n: self.flops_per_token(cfg, n), _real_lengths(data)
+            ),
             metric_units=self.metric_units,
         )
 
@@ -65,3 +69,12 @@ class EncoderPlugin:
         if task != "mlm":
             raise UserError(f"{self.title} evaluates tasks mlm and squad, not {task!r}")
         return self.evaluate_mlm(cfg, model, data, progress=progress)
+
+
+def _real_lengths(data: Path):
+    """Real (unpadded) lengths of a sample of the shards' sequences, for MFU."""
+    from nvlm.train.shards import read_shards
+
+    part = read_shards(data).parts(("input_mask",))[0]
+    rows = part.read(0, min(len(part), SAMPLE_ROWS))["input_mask"]
+    return rows.astype(bool).sum(axis=1)
