@@ -73,13 +73,9 @@ class InferSweep:
                 if key not in given:
                     flags[key] = value
         if self.task == "squad":
-            seq = self.seq_len or 384
-            query = min(64, max(1, seq // 4))
-            flags.update({
-                "data.seq_len": seq,
-                "data.max_query_len": query,
-                "data.doc_stride": max(1, min(128, seq - query - 3)),
-            })  # fmt: skip
+            from nvlm.bench.train_bench import squad_flags
+
+            flags.update(squad_flags(self.seq_len))
         return flags
 
 

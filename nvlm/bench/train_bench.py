@@ -92,15 +92,21 @@ class TrainSweep:
         if self.seq_len is not None:
             flags["data.seq_len"] = self.seq_len
         if self.task == "squad":
-            seq = self.seq_len or 384  # the published SQuAD tables' length
-            query = min(64, max(1, seq // 4))
-            flags.update({
-                "data.seq_len": seq,
-                "data.max_query_len": query,
-                # Not used by synthetic features; the config checks that windows fit.
-                "data.doc_stride": max(1, min(128, seq - query - 3)),
-            })  # fmt: skip
+            flags.update(squad_flags(self.seq_len))
         return flags
+
+
+def squad_flags(seq_len: int | None) -> dict[str, int]:
+    """SQuAD window settings that fit `seq_len` (default 384, the published tables' length):
+    a query of at most 64 tokens and a document stride the config accepts (synthetic features
+    are not strided; the config checks that the windows fit)."""
+    seq = seq_len or 384
+    query = min(64, max(1, seq // 4))
+    return {
+        "data.seq_len": seq,
+        "data.max_query_len": query,
+        "data.doc_stride": max(1, min(128, seq - query - 3)),
+    }
 
 
 def resolve(plugin, sweep: TrainSweep, point: Point, data: Path | None):

@@ -207,6 +207,15 @@ def _report(outcome, grids_of, *, markdown: bool, json_out: bool, compare: bool)
         raise outcome.stopped
 
 
+def _check_outputs(markdown: bool, json_out: bool, out: Path | None, inputs: dict) -> None:
+    """Before anything runs: one stdout format, and an --out that is a records file of ours."""
+    from nvlm.bench import records
+
+    if markdown and json_out:
+        raise UserError("--markdown and --json both print on stdout: choose one")
+    records.check_out(out, {k: Path(v) if v else None for k, v in inputs.items()})
+
+
 def _recorder(out: Path | None, compare: bool):
     from nvlm.bench import records
 
@@ -300,7 +309,7 @@ def train(
 
         nvlm benchmark train -m transformer-xl --size base --markdown
     """
-    from nvlm.bench import records, sweep, train_bench
+    from nvlm.bench import sweep, train_bench
     from nvlm.cli.launching import LaunchOptions
 
     sweep_spec = train_bench.TrainSweep(
@@ -321,9 +330,7 @@ def train(
         init=init,
         sets=tuple(sets or ()),
     )
-    if markdown and json_out:
-        raise UserError("--markdown and --json both print on stdout: choose one")
-    records.check_out(out, {"--data": data, "--init": Path(init) if init else None})
+    _check_outputs(markdown, json_out, out, {"--data": data, "--init": init})
     launch = LaunchOptions(None, launcher, hosts, hostfile, controller, False)
     outcome = sweep.run_train(
         sweep_spec, launch, guard=sweep.Guard(max_busy, max_wait), workdir=workdir,
@@ -383,7 +390,7 @@ def infer(
 
         nvlm benchmark infer -m transformer-xl --batch-sizes 1,8,16,32 --json
     """
-    from nvlm.bench import infer_bench, records, sweep
+    from nvlm.bench import infer_bench, sweep
 
     default_task = "lm" if model.strip().lower().replace("_", "-") == "transformer-xl" else "squad"
     sweep_spec = infer_bench.InferSweep(
@@ -401,9 +408,7 @@ def infer(
         init=init,
         sets=tuple(sets or ()),
     )
-    if markdown and json_out:
-        raise UserError("--markdown and --json both print on stdout: choose one")
-    records.check_out(out, {"--init": Path(init) if init else None})
+    _check_outputs(markdown, json_out, out, {"--init": init})
     outcome = sweep.run_infer(
         sweep_spec, guard=sweep.Guard(max_busy, max_wait), on_record=_recorder(out, compare)
     )
