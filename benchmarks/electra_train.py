@@ -52,7 +52,7 @@ from common import (
 
 
 def electra_config(size: str, seq: int, predictions: int):
-    from nvlm import config as config_mod
+    from nvlm import resolve as resolve_mod
 
     flags = {
         "model.size": size,
@@ -60,7 +60,7 @@ def electra_config(size: str, seq: int, predictions: int):
         "data.seq_len": seq,
         "data.max_predictions": predictions,
     }
-    return config_mod.resolve("electra", "pretrain_phase1", flags=flags).config
+    return resolve_mod.resolve("electra", "pretrain_phase1", flags=flags).config
 
 
 def electra_pretrainer(cfg):
@@ -189,11 +189,11 @@ def measure_squad(size: str, setting: Setting, head: str, args) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from nvlm import config as config_mod
+    from nvlm import resolve as resolve_mod
     from nvlm.models.electra.plugin import ElectraPlugin
 
     set_policy(setting)
-    cfg = config_mod.resolve("electra", "squad", flags={
+    cfg = resolve_mod.resolve("electra", "squad", flags={
         "model.size": size, "model.vocab_size": VOCAB, "model.qa_head": head,
         "data.seq_len": args.squad_seq_len,
     }).config  # fmt: skip

@@ -79,13 +79,14 @@ def synthetic_batch(rng: np.random.Generator, batch: int, seq: int, predictions:
 def worker(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
-    from nvlm import config, dist
+    from nvlm import dist
+    from nvlm import resolve as resolve_mod
     from nvlm.models.bert.plugin import BertPlugin
     from nvlm.train.precision import set_precision
     from nvlm.train.trainer import Trainer, TrainSpec
 
     world = dist.world()  # Horovod up and this process pinned, before TensorFlow starts
-    cfg = config.resolve("bert", "pretrain_phase1", preset="cpu-fp32", sets=[
+    cfg = resolve_mod.resolve("bert", "pretrain_phase1", preset="cpu-fp32", sets=[
         f"model.size={args.size}", f"model.vocab_size={VOCAB}", f"data.seq_len={args.seq_len}",
         "data.max_predictions=20", f"train.batch_size={args.batch}", "train.accumulation=1",
         f"train.precision={args.precision}", "train.xla=false",

@@ -97,8 +97,8 @@ def synthetic_corpus(directory: Path, vocab_size: int, tokens: int, seed: int = 
 # ------------------------------------------------------------------------------- training
 def resolve(size: str, setting: Setting, *, batch: int, tgt: int, mem: int, data: Path | None,
             stage: str = "train", extra=()):  # fmt: skip
-    from nvlm.cli.resolve import resolve_training_config
     from nvlm.registry import get
+    from nvlm.resolve import resolve_training_config
 
     plugin = get("transformer-xl")
     sets = [f"model.size={size}", f"data.seq_len={tgt}", f"model.mem_len={mem}",

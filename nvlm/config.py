@@ -8,11 +8,11 @@ Merge order (DESIGN.md), lowest to highest:
 The size preset is picked by the FINAL `model.size` (read from every layer first), then applied
 underneath the hardware preset, so `--set model.size=tiny` on a preset that sets a hidden size
 keeps the preset's value. Changing `train.gpus` away from the preset's count re-derives the
-preset's accumulation (and a per-GPU lr) so the global batch stays put; `resolve` says so in its
-notes. The resolved config is written to RUN/config.yaml; a child process reads only that file.
+preset's accumulation (and a per-GPU lr) so the global batch stays put; `nvlm.resolve` merges
+the layers and says so in its notes. The resolved config is written to RUN/config.yaml; a child
+process reads only that file.
 
-    res = resolve("bert", "pretrain_phase1", preset="dgx1-16g-amp", flags={"train.gpus": 4})
-    for note in res.notes: print(note)
+    res = nvlm.resolve.resolve("bert", "pretrain_phase1", preset="dgx1-16g-amp")
     write(res.config, run_dir)          # later: load(run_dir / "config.yaml")
 """
 
@@ -34,6 +34,7 @@ from typing import Any, Literal, NamedTuple, Union, get_args, get_origin, get_ty
 import yaml
 
 from nvlm.errors import UserError
+from nvlm.registry import section_key
 
 
 def _f(default: Any, **bounds: float) -> Any:
@@ -129,14 +130,15 @@ class _ModelSpec(NamedTuple):
 
 
 _MODELS: dict[str, _ModelSpec] = {}
-_META = ("model_name", "stage", "preset")  # top-level keys of a dumped config.yaml
+META_KEYS = ("model_name", "stage", "preset")  # top-level keys of a dumped config.yaml
 _SIZES = ("tiny", "small", "base", "large")
 CUSTOM_SIZE = "custom"  # architecture given key by key (e.g. an imported checkpoint): no preset
 
 
 def model_key(name: str) -> str:
-    """'transformer-xl', 'Transformer_XL' -> 'transformer_xl' (the key used in preset files)."""
-    return name.strip().lower().replace("-", "_")
+    """'transformer-xl', 'Transformer_XL' -> 'transformer_xl' (the key used in preset files;
+    the one rule is `nvlm.registry.section_key`)."""
+    return section_key(name)
 
 
 def register_model(
@@ -169,17 +171,15 @@ def model_config_cls(name: str) -> type[ModelConfig] | None:
     return spec.config_cls if spec else None
 
 
-def _model_spec(name: str) -> _ModelSpec:
+def model_spec(name: str) -> _ModelSpec:
     key = model_key(name)
     if key not in _MODELS:
         # Plugins register on import; load the entry point of that name if one is installed.
-        from importlib.metadata import entry_points
+        from nvlm import registry
 
-        for ep in entry_points(group="nvlm.models"):
-            if model_key(ep.name) == key:
-                plugin = ep.load()
-                if key not in _MODELS and hasattr(plugin, "config_cls"):
-                    register_model(ep.name, plugin.config_cls, getattr(plugin, "sizes", {}))
+        plugin = registry.plugins().get(registry.canonical(name))
+        if plugin is not None and key not in _MODELS:
+            register_model(plugin.name, plugin.config_cls, plugin.sizes)
     if key not in _MODELS:
         known = ", ".join(registered_models()) or "none installed"
         raise UserError(f"unknown model {name!r} (available: {known})")
@@ -282,7 +282,7 @@ def check_layer(
         hints = _hints(_section_cls(section, model_cls))
         if name not in hints:
             if lenient_model and section == "model":
-                out[path] = value  # the model's plugin is not loaded: resolve() checks it later
+                out[path] = value  # the model's plugin is not loaded: nvlm.resolve checks it later
                 continue
             guess = difflib.get_close_matches(name, hints, n=1)
             hint = f"; did you mean '{section}.{guess[0]}'?" if guess else ""
@@ -354,80 +354,12 @@ def read_yaml(path: Path, what: str) -> Mapping[str, Any]:
 # --- the merge -------------------------------------------------------------------------------
 
 
-def _defaults(model_cls: type[ModelConfig]) -> dict[str, Any]:
+def defaults_of(model_cls: type[ModelConfig]) -> dict[str, Any]:
     fields = {s: dataclasses.fields(_section_cls(s, model_cls)) for s in _SECTIONS}
     return {f"{s}.{f.name}": f.default for s, fs in fields.items() for f in fs}
 
 
-def resolve(
-    model_name: str,
-    stage: str,
-    *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    sets: Iterable[str] = (),
-    flags: Mapping[str, Any] | None = None,
-) -> Resolved:
-    """Merge every layer in the one order, validate, and return the frozen run config."""
-    from nvlm import presets  # presets imports this module for its validation
-
-    spec = _model_spec(model_name)
-    cls = spec.config_cls
-    higher: list[tuple[str, dict[str, Any]]] = []
-    if config_file is not None:
-        tree = dict(read_yaml(Path(config_file), "config file"))
-        # A dumped config.yaml (the launcher's child) carries its model and stage: they must match.
-        expected = {"model_name": model_key(spec.name), "stage": stage}
-        for meta in _META:
-            value = tree.pop(meta, None)
-            got = model_key(str(value)) if meta == "model_name" else value
-            if value is not None and meta in expected and got != expected[meta]:
-                raise UserError(
-                    f"config file {config_file} is for {meta} {value!r}, not {expected[meta]!r}"
-                )
-        layer = check_layer(flatten(tree, str(config_file)), cls, str(config_file))
-        higher.append((f"--config {config_file}", layer))
-    higher.append(("--set", check_layer(parse_sets(sets), cls, "--set")))
-    given = {k: v for k, v in (flags or {}).items() if v is not None}
-    higher.append(("flag", check_layer(given, cls, "flags")))
-    top = {k: v for _, layer in higher for k, v in layer.items()}
-
-    notes: list[str] = []
-    preset_layer, preset_label, preset_global = {}, "", None
-    if preset is not None:
-        pl = presets.layer_for(
-            preset, spec.name, stage, gpus=top.get("train.gpus"), overridden=top.keys()
-        )
-        preset_layer = check_layer(pl.values, cls, pl.label)
-        preset_label, preset_global, notes = pl.label, pl.global_batch, list(pl.notes)
-
-    size = top.get("model.size", preset_layer.get("model.size", cls.size))
-    size_layer = {f"model.{k}": v for k, v in _check_size(spec, size, "").items()}
-
-    layers = [("default", _defaults(cls)), (f"size {size}", size_layer)]
-    layers += [(preset_label, preset_layer)] + higher
-    merged: dict[str, Any] = {}
-    provenance: dict[str, str] = {}
-    for label, layer in layers:
-        merged.update(layer)
-        provenance.update(dict.fromkeys(layer, label))
-    config = _build(spec, stage, preset, merged)
-
-    t = config.train
-    if preset_global is not None and config.global_batch != preset_global:
-        notes.append(
-            f"global batch {config.global_batch:,} ({t.batch_size} x {t.accumulation} x "
-            f"{t.gpus} GPUs) differs from the preset's {preset_global:,}"
-        )
-    if t.epochs is None and t.warmup_proportion is None and t.warmup_steps >= t.steps:
-        notes.append(
-            f"train.warmup_steps={t.warmup_steps} >= train.steps={t.steps}: "
-            "the learning rate never leaves warm-up"
-        )
-    return Resolved(config, notes, provenance)
-
-
-def _check_size(spec: _ModelSpec, size: str, where: str) -> dict[str, Any]:
+def check_size(spec: _ModelSpec, size: str, where: str) -> dict[str, Any]:
     """The field values of a size preset; models without registered sizes accept the 4 names."""
     allowed = [*(spec.sizes or _SIZES), CUSTOM_SIZE]
     if size not in allowed:
@@ -437,7 +369,7 @@ def _check_size(spec: _ModelSpec, size: str, where: str) -> dict[str, Any]:
     return spec.sizes.get(size, {})
 
 
-def _build(spec: _ModelSpec, stage: str, preset: str | None, flat: Mapping[str, Any]) -> RunConfig:
+def build(spec: _ModelSpec, stage: str, preset: str | None, flat: Mapping[str, Any]) -> RunConfig:
     values: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
     for path, value in flat.items():
         section, _, name = path.partition(".")
@@ -479,7 +411,7 @@ def _check_invariants(run: RunConfig) -> None:
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
     """Plain nested dict (lists for tuples) in the key order of the dataclasses."""
 
-    tree: dict[str, Any] = {k: getattr(cfg, k) for k in _META}
+    tree: dict[str, Any] = {k: getattr(cfg, k) for k in META_KEYS}
     for section in _SECTIONS:
         obj = getattr(cfg, section)
         tree[section] = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
@@ -490,18 +422,18 @@ def to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def from_dict(tree: Mapping[str, Any], where: str = "config") -> RunConfig:
-    """The inverse of to_dict, with the same validation as resolve (no layering)."""
+    """The inverse of to_dict, with the same validation as nvlm.resolve (no layering)."""
     missing = [k for k in ("model_name", "stage") if not tree.get(k)]
     if missing:
         raise UserError(f"{where} lacks {', '.join(missing)} (write it with nvlm.config.write)")
-    spec = _model_spec(str(tree["model_name"]))
-    body = {k: v for k, v in tree.items() if k not in _META}
+    spec = model_spec(str(tree["model_name"]))
+    body = {k: v for k, v in tree.items() if k not in META_KEYS}
     flat = {
-        **_defaults(spec.config_cls),
+        **defaults_of(spec.config_cls),
         **check_layer(flatten(body, where), spec.config_cls, where),
     }
-    _check_size(spec, flat["model.size"], f"{where}: ")
-    return _build(spec, str(tree["stage"]), tree.get("preset"), flat)
+    check_size(spec, flat["model.size"], f"{where}: ")
+    return build(spec, str(tree["stage"]), tree.get("preset"), flat)
 
 
 def dump(cfg: RunConfig) -> str:

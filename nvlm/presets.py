@@ -331,7 +331,7 @@ def rederive(section: Mapping[str, Any], gpus: int) -> tuple[dict[str, Any], lis
 
 
 class PresetLayer(NamedTuple):
-    values: dict[str, Any]  # dotted keys, for config.resolve
+    values: dict[str, Any]  # dotted keys, for nvlm.resolve.resolve
     label: str  # provenance label
     notes: list[str]
     global_batch: int  # the preset's own global batch, before any re-derivation

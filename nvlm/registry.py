@@ -7,30 +7,133 @@ Built-in models register through the same entry-point group an outside package w
 
 from __future__ import annotations
 
+import abc
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, ClassVar
 
 from nvlm.errors import UserError
 
 GROUP = "nvlm.models"
 
 
-@runtime_checkable
-class ModelPlugin(Protocol):
-    name: ClassVar[str]  # "bert", "electra", "transformer-xl"
-    config_cls: ClassVar[type]  # frozen dataclass of the model's hyper-parameters
-    tasks: ClassVar[tuple[str, ...]]  # e.g. ("pretrain", "squad", "features")
+class ModelPlugin(abc.ABC):
+    """What the commands ask of a model. A plugin subclasses this, sets the class attributes,
+    implements `build` and `flops_per_token`, and overrides what its tasks need; every other
+    method has a working default (a one-line refusal naming the model, or nothing to do), so no
+    caller has to ask whether a plugin has a method. docs/architecture.md has the checklist.
+    """
 
-    def build(self, cfg: Any, task: str) -> Any: ...
+    name: ClassVar[str]  # what users type: "bert", "electra", "transformer-xl"
+    title: ClassVar[str] = ""  # in messages: "BERT" (default: the name)
+    config_cls: ClassVar[type]  # frozen dataclass of the model.* keys (with `size`, `dropout`)
+    sizes: ClassVar[dict[str, dict[str, Any]]] = {}  # size presets: {"tiny": {field: value}}
+    tasks: ClassVar[tuple[str, ...]] = ()  # e.g. ("pretrain", "mlm", "squad", "features")
+    metric_units: ClassVar[dict[str, str]] = {}  # units of the pretraining metrics it logs
+    shard_kind: ClassVar[str | None] = None  # the manifest `model` of the shards it trains on
+    null_threshold: ClassVar[float] = 0.0  # SQuAD v2.0 default no-answer threshold
+    train_stage: ClassVar[str | None] = None  # preset stage of `nvlm pretrain` without phases
+    eval_stage: ClassVar[str | None] = None  # preset stage of evaluation and prediction
 
-    def flops_per_token(self, cfg: Any, seq_len: int) -> float: ...
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+    # -- the model ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build(self, cfg: Any, task: str) -> Any:
+        """The `keras.Model` of `task` for a resolved config (random weights)."""
+
+    @abc.abstractmethod
+    def flops_per_token(self, cfg: Any, seq_len: int, task: str = "pretrain") -> float:
+        """Training FLOPs (forward + backward) per token of `task`: the numerator of MFU."""
+
+    def pretrain_stage(self, phase: int) -> str:
+        """The preset stage `nvlm pretrain --phase N` resolves."""
+        return self.train_stage or f"pretrain_phase{phase}"
+
+    # -- data and training ------------------------------------------------------------------
+    def data_overrides(self, data: Path) -> tuple[Any, dict[str, Any]]:
+        """(data info, {dotted key: value}) that the data directory fixes in the config (vocab
+        size, sequence length), checked before a run directory exists."""
+        raise UserError(f"{self.label} reads no pretraining data directory")
+
+    def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
+        """The `nvlm.train.trainer.TrainSpec` of `task`: loss, batches from a global position,
+        tokens and FLOPs per example."""
+        raise UserError(f"{self.label} cannot train task {task!r}")
+
+    def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
+        """Copy what makes RUN a self-contained `--init` source (vocab, casing). Default: none."""
+        return None
+
+    def finish_run(self, cfg, model, run: Path, task: str) -> list[str]:
+        """After a run reached its last step (rank 0): extra exports; returns lines to print."""
+        return []
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def init_model_values(self, src: str) -> dict[str, Any]:
+        """The architecture of checkpoint `src` as dotted `model.*` keys (default: none)."""
+        return {}
+
+    def load_init(self, model, cfg, src: str, task: str) -> list[str]:
+        """Load the weights of `src` into `model`; returns warnings (heads not in `src`)."""
+        raise UserError(f"{self.label} cannot load --init {src}")
+
+    def text_settings(self, src: str) -> tuple[Any, bool]:
+        """(vocab.txt path or None, lowercase) of a checkpoint source."""
+        return None, True
+
+    def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None):
+        """Convert a checkpoint (`to`: "hf" or "nvlm"); returns (written path, warnings)."""
+        raise UserError(f"{self.label} has no checkpoint conversion")
+
+    # -- evaluation and prediction -------------------------------------------------------------
+    def evaluate(self, cfg, model, data: Path, task: str, *, init=None, out_dir=None,
+                 null_threshold=None, progress=None) -> dict[str, Any]:  # fmt: skip
+        """Figures of `task` on `data` (each name carrying its unit)."""
+        raise UserError(f"{self.label} has no evaluation of task {task!r}")
+
+    def squad_head(self, cfg) -> Any:
+        """None for the start/end span head, or the plugin's own SQuAD loss and decoder."""
+        return None
+
+    def squad_null_threshold(self, cfg) -> float:
+        """The SQuAD v2.0 default threshold for this config."""
+        return self.null_threshold
+
+    # Capabilities: a plugin that has them overrides these (`provides` says which it has).
+    def run_eval(self, task: str, *, init: str, data: Path, split=None, preset=None, sets=(),
+                 flags=None) -> dict[str, Any]:  # fmt: skip
+        """Evaluation that resolves its own config (Transformer-XL: the eval stage's memory)."""
+        raise UserError(f"{self.label} evaluates through the common path")
+
+    def language_model(self, init: str, *, preset=None, sets=(), flags=None) -> Any:
+        """An object with next_words / generate / score (`nvlm predict` on a language model)."""
+        raise UserError(f"{self.label} is not a language model")
+
+    def provides(self, capability: str) -> bool:
+        """Whether this plugin overrides the capability `run_eval` or `language_model`."""
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}")
+        return getattr(type(self), capability) is not getattr(ModelPlugin, capability)
+
+
+CAPABILITIES = ("run_eval", "language_model")
 
 
 _PLUGINS: dict[str, Any] | None = None
 
 
-def _canonical(name: str) -> str:
+def canonical(name: str) -> str:
+    """The one spelling of a model name: what users type (`transformer-xl`). YAML section keys
+    use `section_key`."""
     return name.strip().lower().replace("_", "-")
+
+
+def section_key(name: str) -> str:
+    """A model's key in preset and config YAML (`transformer_xl`: a valid identifier)."""
+    return canonical(name).replace("-", "_")
 
 
 def plugins() -> dict[str, Any]:
@@ -40,7 +143,12 @@ def plugins() -> dict[str, Any]:
         found: dict[str, Any] = {}
         for ep in entry_points(group=GROUP):
             cls = ep.load()
-            found[_canonical(cls.name)] = cls
+            if not (isinstance(cls, type) and issubclass(cls, ModelPlugin)):
+                raise UserError(
+                    f"model plugin {ep.name} ({ep.value}) does not subclass "
+                    "nvlm.registry.ModelPlugin (see docs/architecture.md)"
+                )
+            found[canonical(cls.name)] = cls
         _PLUGINS = found
     return _PLUGINS
 
@@ -48,7 +156,7 @@ def plugins() -> dict[str, Any]:
 def get(name: str) -> Any:
     """The plugin instance for a model name (`transformer_xl` == `transformer-xl`)."""
     available = plugins()
-    key = _canonical(name)
+    key = canonical(name)
     if key not in available:
         known = ", ".join(sorted(available)) or "none installed"
         raise UserError(f"unknown model '{name}' (available: {known})")

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from nvlm import config
-from nvlm.config import ModelConfig, check_range, register_model, resolve
+from nvlm.config import ModelConfig, check_range, register_model
 from nvlm.errors import UserError
+from nvlm.resolve import resolve
 
 
 @dataclass(frozen=True)

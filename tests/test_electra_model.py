@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nvlm import config as config_mod
+from nvlm import resolve as resolve_mod
 from nvlm.models.electra.init import init_model_values, load_into
 from nvlm.models.electra.plugin import ElectraPlugin
 from nvlm.models.electra.pretraining_losses import pretraining_losses
@@ -30,7 +30,7 @@ def build(src, task: str, **extra):
     """A model for `task` configured from `src` (as `--init` does), weights loaded."""
     keras.mixed_precision.set_global_policy("float32")
     flags = {**init_model_values(src), "data.seq_len": 32, **extra}
-    cfg = config_mod.resolve("electra", "squad" if task == "squad" else "pretrain_phase1",
+    cfg = resolve_mod.resolve("electra", "squad" if task == "squad" else "pretrain_phase1",
                              flags=flags).config  # fmt: skip
     model = ElectraPlugin().build(cfg, task)
     warnings = load_into(model, cfg, src, task)
@@ -74,7 +74,7 @@ def test_pair_matches_hugging_face_generator_and_discriminator(expected):
 @pytest.fixture(scope="module")
 def pretrainer():
     keras.mixed_precision.set_global_policy("float32")
-    cfg = config_mod.resolve(
+    cfg = resolve_mod.resolve(
         "electra", "pretrain_phase1",
         flags={"model.size": "tiny", "model.vocab_size": 96, "data.max_predictions": 40,
                "data.seq_len": 128, "train.seed": 3},
@@ -180,7 +180,7 @@ def test_draws_are_deterministic_and_follow_the_seed_state(pretrainer):
 
 def test_disallow_correct_never_samples_the_original():
     keras.mixed_precision.set_global_policy("float32")
-    cfg = config_mod.resolve(
+    cfg = resolve_mod.resolve(
         "electra", "pretrain_phase1",
         flags={"model.size": "tiny", "model.vocab_size": 8, "model.disallow_correct": True,
                "data.max_predictions": 20, "data.seq_len": 32},

@@ -114,7 +114,7 @@ def test_exported_hf_directories_read_back_with_identical_outputs(trained, shard
         assert from_run[key] == from_hf[key], key
     assert from_run["disc_acc"] > from_run["disc_baseline_acc"]
     # The discriminator encoder alone (what fine-tuning starts from): identical outputs.
-    from nvlm import config as config_mod
+    from nvlm import resolve as resolve_mod
     from nvlm.models.electra.init import init_model_values, load_into
     from nvlm.models.electra.plugin import ElectraPlugin
     from nvlm.train.precision import set_precision
@@ -126,7 +126,7 @@ def test_exported_hf_directories_read_back_with_identical_outputs(trained, shard
     outputs = []
     for src in (run, run / "hf" / "discriminator"):
         values = {**init_model_values(src), "data.seq_len": 32}
-        cfg = config_mod.resolve("electra", "pretrain_phase1", flags=values).config
+        cfg = resolve_mod.resolve("electra", "pretrain_phase1", flags=values).config
         model = ElectraPlugin().build(cfg, "features")
         load_into(model, cfg, src, "features")
         outputs.append(np.asarray(model(batch, training=False)["sequence_output"]))

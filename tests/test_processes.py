@@ -169,7 +169,7 @@ log.finished(0)
 FAKE_PARENT = """
 import json, sys
 from pathlib import Path
-from nvlm.cli.launching import TrainingJob, _supervise
+from nvlm.launch.training import TrainingJob, _supervise
 from nvlm.errors import RunFailed
 from nvlm.launch.command import LaunchCommand
 run, launcher = Path(sys.argv[1]), sys.argv[2]

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nvlm.config import resolve
 from nvlm.errors import UserError
 from nvlm.layers.adaptive_embedding import AdaptiveEmbedding
 from nvlm.layers.adaptive_softmax import AdaptiveSoftmax
@@ -16,6 +15,7 @@ from nvlm.layers.relative_positional_embedding import RelativePositionalEmbeddin
 from nvlm.models.transformer_xl.config import TransformerXLConfig
 from nvlm.models.transformer_xl.evaluation import stream_log_probs
 from nvlm.models.transformer_xl.transformer_xl import TransformerXL, attention_bias
+from nvlm.resolve import resolve
 
 VOCAB = 60
 

@@ -94,7 +94,7 @@ def check_sweep(sweep: InferSweep, plugin) -> None:
 
 
 def resolve(plugin, sweep: InferSweep, precision: str):
-    from nvlm.cli.resolve import resolve_training_config
+    from nvlm.resolve import resolve_training_config
 
     cfg, notes = resolve_training_config(
         plugin,

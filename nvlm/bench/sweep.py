@@ -45,7 +45,7 @@ class Guard:
 # ------------------------------------------------------------------------------------ training
 def run_train(
     sweep: train_bench.TrainSweep,
-    launch,  # nvlm.cli.launching.LaunchOptions
+    launch,  # nvlm.launch.training.LaunchOptions
     *,
     guard: Guard,
     workdir: Path | None,
@@ -89,7 +89,7 @@ def run_train(
 
 
 def _train_point(plugin, sweep, point, data: Path | None, run: Path, launch) -> dict[str, Any]:
-    from nvlm.cli.launching import TrainingJob, launch_or_run
+    from nvlm.launch.training import TrainingJob, launch_or_run
 
     argv = ["benchmark", "train-rank", "--model", plugin.name, "--task", sweep.task,
             "--steps", str(sweep.steps), "--warmup", str(sweep.warmup),

@@ -74,7 +74,7 @@ class TrainSweep:
     def stage(self, plugin) -> str:
         if self.task == "squad":
             return "squad"
-        return getattr(plugin, "train_stage", None) or f"pretrain_phase{self.phase}"
+        return plugin.pretrain_stage(self.phase)
 
     def flags(self, point: Point) -> dict[str, Any]:
         flags: dict[str, Any] = {
@@ -110,7 +110,7 @@ def squad_flags(seq_len: int | None) -> dict[str, int]:
 
 
 def resolve(plugin, sweep: TrainSweep, point: Point, data: Path | None):
-    from nvlm.cli.resolve import resolve_training_config
+    from nvlm.resolve import resolve_training_config
 
     pretrain_data = data if sweep.task == "pretrain" else None
     return resolve_training_config(

@@ -14,8 +14,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from nvlm.cli.launching import ControllerOption, HostfileOption, HostsOption, LauncherOption
-from nvlm.cli.options import ConfigFile, JsonFlag, SetOption
+from nvlm.cli.options import (
+    ConfigFile,
+    ControllerOption,
+    HostfileOption,
+    HostsOption,
+    JsonFlag,
+    LauncherOption,
+    SetOption,
+)
 from nvlm.errors import UserError
 from nvlm.report import emit_json, print_result_table
 
@@ -310,7 +317,7 @@ def train(
         nvlm benchmark train -m transformer-xl --size base --markdown
     """
     from nvlm.bench import sweep, train_bench
-    from nvlm.cli.launching import LaunchOptions
+    from nvlm.launch.training import LaunchOptions
 
     sweep_spec = train_bench.TrainSweep(
         model=model,
@@ -431,8 +438,8 @@ def train_rank(
     """One rank of a `nvlm benchmark train` point (started by it, with --config RUN/config.yaml)."""
     from nvlm import registry
     from nvlm.bench.train_bench import rank_job
-    from nvlm.cli.launching import LaunchOptions, TrainingJob, launch_or_run
     from nvlm.launch import ranks
+    from nvlm.launch.training import LaunchOptions, TrainingJob, launch_or_run
 
     if not ranks.is_child():
         raise UserError("benchmark train-rank is started by nvlm benchmark train (run that)")

@@ -49,7 +49,7 @@ def load_model_and_absent(plugin, init: str, task: str, *, sets=(), flags=None):
     import keras
 
     from nvlm import config as config_mod
-    from nvlm.cli.resolve import resolve_training_config
+    from nvlm.resolve import resolve_training_config
     from nvlm.train.precision import set_precision
     from nvlm.train.restore import is_nvlm_source, run_dir_of
 
@@ -257,7 +257,7 @@ def evaluate(
         print_table(
             summary_table(f"nvlm eval {model} squad {result['version']}", squad_table_rows(result))
         )
-    elif hasattr(plugin, "run_eval"):  # resolves its own stage (Transformer-XL: eval memory)
+    elif plugin.provides("run_eval"):  # resolves its own stage (Transformer-XL: eval memory)
         if split not in (None, "valid", "test", "train"):
             raise UserError(f"--split {split} is not a split (use valid or test)")
         result = plugin.run_eval(
@@ -279,7 +279,7 @@ def evaluate(
             sets=sets or [],
             flags={"data.eval_batch_size": batch_size, "train.precision": precision},
         )
-        from nvlm.cli.resolve import resolve_training_config
+        from nvlm.resolve import resolve_training_config
 
         cfg, _ = resolve_training_config(
             plugin,

@@ -7,15 +7,17 @@ from typing import Annotated
 
 import typer
 
-from nvlm.cli.launching import (
+from nvlm.cli.options import (
+    ConfigFile,
     ControllerOption,
     DryRunFlag,
     GpusOption,
     HostfileOption,
     HostsOption,
+    JsonFlag,
     LauncherOption,
+    SetOption,
 )
-from nvlm.cli.options import ConfigFile, JsonFlag, SetOption
 from nvlm.errors import UserError
 
 
@@ -100,9 +102,9 @@ def finetune(
     Re-running the same command on the same --out resumes. More than one process: docs/distributed.md.
     """
     from nvlm import registry
-    from nvlm.cli.launching import LaunchOptions, TrainingJob, child_command, launch_training
-    from nvlm.cli.resolve import resolve_training_config
+    from nvlm.launch.training import LaunchOptions, TrainingJob, child_command, launch_training
     from nvlm.report import emit_json, print_table, summary_table
+    from nvlm.resolve import resolve_training_config
     from nvlm.tasks.squad import beam_size_flags
     from nvlm.train.run import train_run
 

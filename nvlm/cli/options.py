@@ -15,6 +15,49 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override one config key, e.g. --set train.lr=1e-4 (repeatable)."),
 ]
+# -- where and how the training commands run (nvlm.launch.training) -----------------------------
+GpusOption = Annotated[
+    int | None,
+    typer.Option(
+        "--gpus",
+        help="Data-parallel processes (default: the preset's GPU count; one "
+        "CPU process each on a machine without GPUs). The global batch is kept by "
+        "re-deriving accumulation.",
+    ),
+]
+LauncherOption = Annotated[
+    str,
+    typer.Option(
+        "--launcher",
+        help="auto | horovodrun | mpirun | srun | none. auto: srun in a "
+        "Slurm allocation, else horovodrun, else mpirun; none: this process only.",
+    ),
+]
+HostsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--hosts",
+        help="Hosts and their slots, e.g. node1:8,node2:8 (default: this "
+        "machine, or the Slurm allocation).",
+    ),
+]
+HostfileOption = Annotated[
+    Path | None,
+    typer.Option("--hostfile", help="File of 'host slots=N' lines (instead of --hosts)."),
+]
+ControllerOption = Annotated[
+    str,
+    typer.Option(
+        "--controller",
+        help="horovodrun's controller: auto, gloo or mpi (auto = gloo, which needs no MPI).",
+    ),
+]
+DryRunFlag = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print the launcher command and exit, starting nothing."),
+]
+
+
 ConfigFile = Annotated[
     Path | None,
     typer.Option("--config", help="YAML file of config overrides (same keys as --set)."),

@@ -127,7 +127,7 @@ def predict(
     from nvlm.report import emit_json, emit_jsonl, info
 
     plugin = registry.get(model)
-    if hasattr(plugin, "language_model"):  # Transformer-XL: next words, generation, scoring
+    if plugin.provides("language_model"):  # Transformer-XL: next words, generation, scoring
         _predict_lm(plugin, init, text=text, input=input, task=task, next_words=next_words,
                     generate=generate, temperature=temperature, top_k=top_k, seed=seed,
                     batch_size=batch_size, verbose=verbose, json_out=json_out)  # fmt: skip

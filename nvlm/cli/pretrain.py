@@ -7,15 +7,17 @@ from typing import Annotated
 
 import typer
 
-from nvlm.cli.launching import (
+from nvlm.cli.options import (
+    ConfigFile,
     ControllerOption,
     DryRunFlag,
     GpusOption,
     HostfileOption,
     HostsOption,
+    JsonFlag,
     LauncherOption,
+    SetOption,
 )
-from nvlm.cli.options import ConfigFile, JsonFlag, SetOption
 from nvlm.errors import UserError
 
 EXAMPLES = r"""
@@ -93,9 +95,9 @@ def pretrain(
 ) -> None:
     """Pretrain BERT (MLM + NSP) or ELECTRA (replaced-token detection) on HDF5 shards, or train a Transformer-XL language model on an `nvlm data lm` directory."""
     from nvlm import registry
-    from nvlm.cli.launching import LaunchOptions, TrainingJob, child_command, launch_training
-    from nvlm.cli.resolve import resolve_training_config
+    from nvlm.launch.training import LaunchOptions, TrainingJob, child_command, launch_training
     from nvlm.report import emit_json
+    from nvlm.resolve import resolve_training_config
     from nvlm.train.run import train_run
 
     plugin = registry.get(model)
@@ -104,8 +106,8 @@ def pretrain(
             f"model {model} has no pretraining task (use: nvlm pretrain --model bert|electra)"
         )
     # A plugin without phases names its preset stage (Transformer-XL: "train").
-    stage = getattr(plugin, "train_stage", None) or f"pretrain_phase{phase}"
-    if phase == 2 and not init and not getattr(plugin, "train_stage", None):
+    stage = plugin.pretrain_stage(phase)
+    if phase == 2 and not init and plugin.train_stage is None:
         raise UserError(
             "--phase 2 starts from a phase-1 checkpoint: pass --init RUN_OF_PHASE_1 "
             "(as the reference recipe does, with a fresh optimizer and step counter)"

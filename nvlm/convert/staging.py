@@ -82,7 +82,7 @@ def write_run_dir(cfg, model, dst: Path, vocab: str | Path | None, lowercase: bo
     import tensorflow as tf
 
     from nvlm import config as config_mod
-    from nvlm.models.bert.plugin import write_tokenizer_config
+    from nvlm.data.vocab import write_tokenizer_config
     from nvlm.train.restore import _ModelVars
 
     with staged_directory(dst, kind="run") as tmp:

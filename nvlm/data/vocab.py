@@ -130,3 +130,15 @@ class Vocab:
         )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         return tok
+
+
+def write_tokenizer_config(directory: Path, lowercase: bool) -> None:
+    """Record the casing next to vocab.txt, under Hugging Face's name for it
+    (tokenizer_config.json `do_lower_case`), atomically."""
+    import json
+
+    from nvlm.outputs import write_text
+
+    write_text(
+        Path(directory) / "tokenizer_config.json", json.dumps({"do_lower_case": lowercase}) + "\n"
+    )

@@ -32,8 +32,7 @@ CONTEXT_BUDGET = 1_000_000
 
 def squad_head(plugin, cfg):
     """The plugin's own SQuAD loss/decoder (`plugin.squad_head(cfg)`), or None."""
-    hook = getattr(plugin, "squad_head", None)
-    return hook(cfg) if hook is not None else None
+    return plugin.squad_head(cfg)
 
 
 def beam_size_flags(plugin, beam_size: int | None) -> dict:
@@ -251,9 +250,7 @@ def run_model_outputs(model, feats, batch_size: int) -> tuple[dict, InferenceTim
 
 
 def null_threshold_default(plugin, cfg=None) -> float:
-    if cfg is not None and hasattr(plugin, "squad_null_threshold"):
-        return float(plugin.squad_null_threshold(cfg))
-    return float(getattr(plugin, "null_threshold", 0.0))
+    return float(plugin.null_threshold if cfg is None else plugin.squad_null_threshold(cfg))
 
 
 def decode(plugin, cfg, dataset, feats, outputs: dict, *, null_threshold: float, version_2: bool):

@@ -108,9 +108,9 @@ def _train_locked(
             print_summary(summary)
         return summary
     summary = _summary(cfg, task, result, run, trainer)
-    finish = getattr(plugin, "finish_run", None)  # e.g. ELECTRA exports RUN/hf at the end
-    if world.is_root and finish is not None and result.steps == trainer.total_steps:
-        for line in finish(cfg, model, run, task):
+    if world.is_root and result.steps == trainer.total_steps:
+        # e.g. ELECTRA exports RUN/hf at the end
+        for line in plugin.finish_run(cfg, model, run, task):
             info(f"[yellow]export:[/yellow] {line}")
     if world.is_root:
         _write_json(run / "summary.json", summary)

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Any, ClassVar
 
 from nvlm.errors import UserError
+from nvlm.registry import ModelPlugin
 
 SAMPLE_ROWS = 4096  # rows of the first shard whose real lengths stand for the data's
 
 
-class EncoderPlugin:
+class EncoderPlugin(ModelPlugin):
     """Base of `BertPlugin` and `ElectraPlugin`. A subclass names itself in `title` (for error
     messages), gives its pretraining metrics' units, and implements `pretrain_batches`,
     `loss_fn`, `flops_per_token` and `evaluate_mlm`."""
@@ -19,12 +21,13 @@ class EncoderPlugin:
     title: ClassVar[str]
     metric_units: ClassVar[dict[str, str]]
 
+    @abc.abstractmethod
     def pretrain_batches(self, cfg, data: Path, world):
         """`start -> iterator of batches` from the global position `start` (this rank's part)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
-        raise NotImplementedError
+        """Pretraining figures (masked-LM, NSP or replaced-token) over every sequence, once."""
 
     def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
         from nvlm.train.trainer import TrainSpec, sequence_flops

@@ -31,13 +31,13 @@ class FeatureExtractor:
     ) -> None:
         import keras
 
-        from nvlm import config as config_mod
+        from nvlm import resolve as resolve_mod
         from nvlm.data.vocab import Vocab
         from nvlm.models.bert.init import init_model_values, load_into, source_text_settings
         from nvlm.train.precision import set_precision
 
         set_precision("fp32")
-        cfg = config_mod.resolve("bert", "features", flags=init_model_values(src)).config
+        cfg = resolve_mod.resolve("bert", "features", flags=init_model_values(src)).config
         from nvlm.models.bert.plugin import BertPlugin
 
         self.model = BertPlugin().build(cfg, "features")

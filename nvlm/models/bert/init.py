@@ -72,12 +72,12 @@ def load_into(model, cfg, src: str | Path, task: str) -> list[str]:
         return load_checkpoint(model, src)
     from nvlm import config as config_mod
     from nvlm.convert.bert_weights import assign_weights, export_weights
-    from nvlm.models.bert.plugin import BertPlugin
+    from nvlm.models.bert.build import build
     from nvlm.train.restore import restore_model, run_dir_of
 
     src_cfg = config_mod.load(run_dir_of(src))
     src_task = "pretrain" if src_cfg.stage.startswith("pretrain") else src_cfg.stage
-    source_model = BertPlugin().build(src_cfg, src_task)
+    source_model = build(src_cfg, src_task)
     prefix = restore_model(source_model, src)
     return assign_weights(model, export_weights(source_model), prefix)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from nvlm import config as config_mod
+from nvlm import resolve as resolve_mod
 from nvlm.errors import UserError
 
 # Which task a stage's model is, and which stage an imported model gets.
@@ -21,13 +22,13 @@ def task_of_stage(stage: str) -> str:
 
 def load_run_model(src: str | Path):
     """(config, model) of an nvlm run or checkpoint, weights restored."""
-    from nvlm.models.bert.plugin import BertPlugin
+    from nvlm.models.bert.build import build
     from nvlm.train.precision import set_precision
     from nvlm.train.restore import restore_model, run_dir_of
 
     cfg = config_mod.load(run_dir_of(src))
     set_precision("fp32")
-    model = BertPlugin().build(cfg, task_of_stage(cfg.stage))
+    model = build(cfg, task_of_stage(cfg.stage))
     restore_model(model, src)
     return cfg, model
 
@@ -68,7 +69,7 @@ def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tup
     stage = "pretrain_phase1" if groups & {MLM, NSP} else "squad" if SQUAD in groups else "features"
     values = {f"model.{k}": getattr(ckpt.config, k) for k in ARCHITECTURE}
     values["model.size"] = ckpt.config.size
-    cfg = config_mod.resolve("bert", stage, flags=values).config
+    cfg = resolve_mod.resolve("bert", stage, flags=values).config
     vocab, lowercase = source_text_settings(src)
     write_run_dir(cfg, model, dst, vocab, lowercase)
     keras.backend.clear_session()

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 
+from nvlm.data.vocab import write_tokenizer_config
 from nvlm.errors import UserError
 from nvlm.models.bert.config import SIZES, BertConfig
 from nvlm.models.bert.encoder_plugin import EncoderPlugin
@@ -28,17 +29,6 @@ PRETRAIN_KEYS = (
 METRIC_UNITS = {"mlm_loss": "nats", "mlm_acc": "1", "nsp_loss": "nats", "nsp_acc": "1"}
 
 
-def write_tokenizer_config(directory: Path, lowercase: bool) -> None:
-    """Record the casing next to vocab.txt, under Hugging Face's name for it."""
-    import json
-    import os
-
-    path = directory / "tokenizer_config.json"
-    tmp = directory / ".tokenizer_config.json.tmp"
-    tmp.write_text(json.dumps({"do_lower_case": lowercase}) + "\n")
-    os.replace(tmp, path)
-
-
 class BertPlugin(EncoderPlugin):
     name: ClassVar[str] = "bert"
     title: ClassVar[str] = "BERT"
@@ -51,18 +41,9 @@ class BertPlugin(EncoderPlugin):
 
     # -- model ---------------------------------------------------------------------------
     def build(self, cfg, task: str):
-        from nvlm.models.bert.bert_backbone import BertBackbone
-        from nvlm.models.bert.bert_pretrainer import BertPretrainer
-        from nvlm.models.bert.bert_question_answerer import BertQuestionAnswerer
+        from nvlm.models.bert.build import build
 
-        backbone = BertBackbone(**cfg.model.to_backbone_kwargs())
-        if task in ("pretrain", "mlm"):
-            return BertPretrainer(backbone)
-        if task == "squad":
-            return BertQuestionAnswerer(backbone)
-        if task == "features":
-            return backbone
-        raise UserError(f"BERT has no task {task!r} (tasks: {', '.join(self.tasks)})")
+        return build(cfg, task)
 
     null_threshold: ClassVar[float] = 0.0  # SQuAD v2.0 default (reference BERT scripts)
 

@@ -143,12 +143,12 @@ def source_weights(src: str | Path, task: str) -> tuple[dict, str, Any, list[str
     kind = source_kind(src)
     if kind == NVLM:
         from nvlm.convert.electra_weights import export_weights
-        from nvlm.models.electra.plugin import ElectraPlugin
+        from nvlm.models.electra.build import build
         from nvlm.train.restore import restore_model
 
         src_cfg = _run_config(src)
         src_task = "pretrain" if src_cfg.stage.startswith("pretrain") else src_cfg.stage
-        model = ElectraPlugin().build(src_cfg, src_task)
+        model = build(src_cfg, src_task)
         prefix = restore_model(model, src)
         return export_weights(model), prefix, str, []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nvlm import config as config_mod
+from nvlm import resolve as resolve_mod
 from nvlm.errors import UserError
 
 PARTS = ("discriminator", "generator")
@@ -22,14 +22,14 @@ def task_of_stage(stage: str) -> str:
 
 def load_run_model(src: str | Path):
     """(config, model) of an nvlm ELECTRA run or checkpoint, weights restored, in float32."""
+    from nvlm.models.electra.build import build
     from nvlm.models.electra.init import _run_config
-    from nvlm.models.electra.plugin import ElectraPlugin
     from nvlm.train.precision import set_precision
     from nvlm.train.restore import restore_model
 
     cfg = _run_config(src)
     set_precision("fp32")
-    model = ElectraPlugin().build(cfg, task_of_stage(cfg.stage))
+    model = build(cfg, task_of_stage(cfg.stage))
     restore_model(model, src)
     return cfg, model
 
@@ -85,6 +85,7 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
     import keras
 
     from nvlm.convert.staging import require_empty, write_run_dir
+    from nvlm.models.electra.build import build
     from nvlm.models.electra.init import (
         NVLM,
         PAIR,
@@ -93,7 +94,6 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
         source_kind,
         source_text_settings,
     )
-    from nvlm.models.electra.plugin import ElectraPlugin
     from nvlm.train.precision import set_precision
 
     kind = source_kind(src)
@@ -108,8 +108,8 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
     task = task_of_stage(stage)
     values.update(_data_settings(stage, values["model.max_position"]))
     set_precision("fp32")
-    cfg = config_mod.resolve("electra", stage, flags=values).config
-    model = ElectraPlugin().build(cfg, task)
+    cfg = resolve_mod.resolve("electra", stage, flags=values).config
+    model = build(cfg, task)
     warnings = load_into(model, cfg, src, task)
     vocab, lowercase = source_text_settings(src)
     write_run_dir(cfg, model, dst, vocab, lowercase)

@@ -41,45 +41,9 @@ class ElectraPlugin(EncoderPlugin):
 
     # -- model ---------------------------------------------------------------------------
     def build(self, cfg, task: str):
-        from nvlm.models.electra.electra_backbone import ElectraBackbone
+        from nvlm.models.electra.build import build
 
-        m = cfg.model
-        if task in ("pretrain", "mlm"):
-            from nvlm.models.electra.electra_pretrainer import ElectraPretrainer
-
-            disc = ElectraBackbone(**m.backbone_kwargs(), name="discriminator")
-            gen = ElectraBackbone(
-                **m.backbone_kwargs("generator"), embeddings=disc.embeddings, name="generator"
-            )
-            return ElectraPretrainer(
-                disc,
-                gen,
-                mask_token_id=m.mask_token_id,
-                cls_token_id=m.cls_token_id,
-                sep_token_id=m.sep_token_id,
-                max_predictions=cfg.data.max_predictions,
-                mask_prob=cfg.data.masked_lm_prob,
-                temperature=m.temperature,
-                disallow_correct=m.disallow_correct,
-                seed=cfg.train.seed,
-                name="electra_pretrainer",
-            )
-        backbone = ElectraBackbone(**m.backbone_kwargs(), name="discriminator")
-        if task == "squad":
-            if m.qa_head == "simple":
-                # BERT's span head (one dense layer, 2 outputs) fits any backbone with a
-                # sequence_output; it is also Hugging Face's ElectraForQuestionAnswering.
-                from nvlm.models.bert.bert_question_answerer import BertQuestionAnswerer
-
-                return BertQuestionAnswerer(backbone, name="electra_span_answerer")
-            from nvlm.models.electra.electra_question_answerer import ElectraQuestionAnswerer
-
-            return ElectraQuestionAnswerer(
-                backbone, head_size=m.qa_hidden_size, beam_size=m.beam_size
-            )
-        if task == "features":
-            return backbone
-        raise UserError(f"ELECTRA has no task {task!r} (tasks: {', '.join(self.tasks)})")
+        return build(cfg, task)
 
     def flops_per_token(self, cfg, seq_len: int, task: str = "pretrain") -> float:
         from nvlm.models.electra.flops import flops_per_token
@@ -160,7 +124,7 @@ class ElectraPlugin(EncoderPlugin):
 
     def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
         """Copy the vocab (and casing) next to the run so that it is a self-contained --init."""
-        from nvlm.models.bert.plugin import write_tokenizer_config
+        from nvlm.data.vocab import write_tokenizer_config
         from nvlm.train.run import copy_file
 
         if task == "squad":

@@ -26,7 +26,7 @@ X1_EVAL = ("data.seq_len=64", "model.mem_len=640", "model.clamp_len=400", "model
 
 def resolve_inference_config(plugin, init: str, *, preset=None, sets=(), flags=None):
     """The run config of `init` for inference: its architecture, the preset's eval stage."""
-    from nvlm.cli.resolve import resolve_training_config
+    from nvlm.resolve import resolve_training_config
 
     run_cfg = source_config(init)
     preset = preset or run_cfg.preset

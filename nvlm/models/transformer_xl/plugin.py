@@ -20,11 +20,12 @@ import tensorflow as tf
 
 from nvlm.errors import UserError
 from nvlm.models.transformer_xl.config import SIZES, TransformerXLConfig
+from nvlm.registry import ModelPlugin
 
 METRIC_UNITS = {"ppl": "1", "bpt": "bits/token", "bpc": "bits/character"}
 
 
-class TransformerXLPlugin:
+class TransformerXLPlugin(ModelPlugin):
     name: ClassVar[str] = "transformer-xl"
     config_cls: ClassVar[type] = TransformerXLConfig
     sizes: ClassVar[dict] = {**SIZES, "custom": {}}

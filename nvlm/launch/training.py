@@ -1,4 +1,4 @@
-"""Launcher options shared by the training commands, and the one "launch or run here" helper.
+"""The one "launch or run here" helper of the training commands (and `nvlm benchmark train`).
 
     nvlm pretrain ... --gpus 2                       # 2 processes on this machine (horovodrun)
     nvlm pretrain ... --hosts node1:8,node2:8        # 16 processes, mpirun/horovodrun -H
@@ -26,56 +26,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.markup import escape
 
 from nvlm.errors import Interrupted, RunFailed, UserError
 from nvlm.launch import command as command_mod
 from nvlm.launch import ranks
 from nvlm.launch.hosts import Host, parse_hosts, read_hostfile, total_slots
-
-GpusOption = Annotated[
-    int | None,
-    typer.Option(
-        "--gpus",
-        help="Data-parallel processes (default: the preset's GPU count; one "
-        "CPU process each on a machine without GPUs). The global batch is kept by "
-        "re-deriving accumulation.",
-    ),
-]
-LauncherOption = Annotated[
-    str,
-    typer.Option(
-        "--launcher",
-        help="auto | horovodrun | mpirun | srun | none. auto: srun in a "
-        "Slurm allocation, else horovodrun, else mpirun; none: this process only.",
-    ),
-]
-HostsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--hosts",
-        help="Hosts and their slots, e.g. node1:8,node2:8 (default: this "
-        "machine, or the Slurm allocation).",
-    ),
-]
-HostfileOption = Annotated[
-    Path | None,
-    typer.Option("--hostfile", help="File of 'host slots=N' lines (instead of --hosts)."),
-]
-ControllerOption = Annotated[
-    str,
-    typer.Option(
-        "--controller",
-        help="horovodrun's controller: auto, gloo or mpi (auto = gloo, which needs no MPI).",
-    ),
-]
-DryRunFlag = Annotated[
-    bool,
-    typer.Option("--dry-run", help="Print the launcher command and exit, starting nothing."),
-]
 
 
 @dataclass(frozen=True)
