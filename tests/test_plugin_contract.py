@@ -162,9 +162,7 @@ def toy_installed(monkeypatch):
     config_mod._MODELS.pop(config_mod.model_key("toy-encoder"), None)
 
 
-def test_a_fourth_model_pretrains_and_evaluates_through_the_contract_alone(
-    toy_installed, tmp_path
-):
+def test_a_fourth_model_pretrains_and_evaluates_through_the_contract_alone(toy_installed, tmp_path):
     from nvlm.bench.synthetic import pretraining_shards
 
     shards = pretraining_shards(tmp_path / "shards", model="bert", vocab_size=128, seq_len=32,
