@@ -183,3 +183,21 @@ def test_model_code_reaches_up_only_where_it_already_did():
     assert upward - KNOWN_UPWARD == set(), "new upward imports from model code"
     # Entries fixed since: drop them from KNOWN_UPWARD so that they cannot come back.
     assert KNOWN_UPWARD - upward == set()
+
+
+def test_a_run_and_an_export_made_before_the_change_give_the_same_outputs(tmp_path):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from nvlm.cli.main import app
+
+    fixtures = Path(__file__).parent / "fixtures" / "before-architecture"
+    for name, saved in (("run", "features.jsonl"), ("hf", "features-hf.jsonl")):
+        src = shutil.copytree(fixtures / name, tmp_path / name)
+        result = CliRunner().invoke(app, ["predict", "--model", "bert", "--init", str(src),
+                                          "--task", "features", "--text", "w109 w114 w117",
+                                          "--pooled"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == json.loads((fixtures / saved).read_text())
