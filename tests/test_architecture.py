@@ -19,6 +19,7 @@ ROOT = Path(nvlm.__file__).parent
 KNOWN_UPWARD = {
     ("nvlm.models.bert.encoder_plugin", "nvlm.tasks.squad"),
     ("nvlm.models.bert.encoder_plugin", "nvlm.train.trainer"),
+    ("nvlm.models.bert.encoder_plugin", "nvlm.train.shards"),
     ("nvlm.models.bert.feature_extractor", "nvlm.train.precision"),
     ("nvlm.models.bert.init", "nvlm.convert"),
     ("nvlm.models.bert.init", "nvlm.convert.bert_weights"),
