@@ -23,3 +23,14 @@ def demo_vocab(demo_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo-vocab") / "vocab.txt"
     train_vocab([demo_corpus], 1000, out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _restore_precision_policy():
+    """A test that sets the global Keras precision policy (bf16, amp) leaves the next test the
+    policy it found, even when it fails."""
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
+    yield
+    keras.mixed_precision.set_global_policy(policy)

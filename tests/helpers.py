@@ -40,3 +40,13 @@ def error_line(result) -> str:
     lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+def invoke(*args, **kwargs):
+    """`nvlm ARGS...` in this process (Typer's CliRunner); arguments are str()-ed, exceptions
+    other than the CLI's own exits propagate (a traceback, not a silent exit 1)."""
+    from typer.testing import CliRunner
+
+    from nvlm.cli.main import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False, **kwargs)

@@ -190,14 +190,12 @@ def test_a_run_and_an_export_made_before_the_change_give_the_same_outputs(tmp_pa
     import json
     import shutil
 
-    from typer.testing import CliRunner
-
-    from nvlm.cli.main import app
+    from tests.helpers import invoke
 
     fixtures = Path(__file__).parent / "fixtures" / "before-architecture"
     for name, saved in (("run", "features.jsonl"), ("hf", "features-hf.jsonl")):
         src = shutil.copytree(fixtures / name, tmp_path / name)
-        result = CliRunner().invoke(app, ["predict", "--model", "bert", "--init", str(src),
+        result = invoke(*["predict", "--model", "bert", "--init", str(src),
                                           "--task", "features", "--text", "w109 w114 w117",
                                           "--pooled"])  # fmt: skip
         assert result.exit_code == 0, result.output

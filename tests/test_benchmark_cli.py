@@ -11,10 +11,8 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
-from tests.helpers import error_line
+from tests.helpers import error_line, invoke
 
 NVLM = [sys.executable, "-m", "nvlm"]
 RECORD_FIELDS = {
@@ -31,10 +29,6 @@ TRAIN_FIELDS = RECORD_FIELDS | {
     "accumulation", "global_batch", "step_time", "first_step_s", "warmup_s", "allreduce_ms",
     "allreduce_share", "throughput_per_process_seq_per_s", "world_size",
 }  # fmt: skip
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 @pytest.mark.slow

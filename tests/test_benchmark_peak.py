@@ -8,19 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 from helpers import error_line
-from typer.testing import CliRunner
 
 from nvlm.bench import peak as peak_mod
-from nvlm.cli.main import app
+from tests.helpers import invoke
 
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_measure_times_real_matmuls():

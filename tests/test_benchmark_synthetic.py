@@ -9,7 +9,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from nvlm import registry
 from nvlm.bench.synthetic import (
@@ -19,19 +18,15 @@ from nvlm.bench.synthetic import (
     squad_arrays,
     word_shares,
 )
-from nvlm.cli.main import app
 from nvlm.data.atomic import sha256_file
 from nvlm.data.lm_corpus import read_lm_directory
 from nvlm.data.verify import verify_directory
 from nvlm.errors import UserError
 from nvlm.train.shards import read_shards
+from tests.helpers import invoke
 
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103  # Google's BERT vocab layout
 FIRST_PIECE = 104
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def arrays(directory: Path) -> dict[str, np.ndarray]:

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import checkpoint_values, kill_after_checkpoint
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
+from tests.helpers import invoke
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -37,10 +36,6 @@ TINY = [
     "--set",
     "train.warmup_steps=10",
 ]
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,13 @@ import pytest
 import typer
 from helpers import error_line
 from rich.console import Console
-from typer.testing import CliRunner
 
 from nvlm.cli.main import app
+from tests.helpers import invoke
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SQUAD = FIXTURES / "squad" / "tiny-v1.1.json"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def invoke(*args, **kwargs):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False, **kwargs)
 
 
 @pytest.fixture(scope="module")

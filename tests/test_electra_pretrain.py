@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import checkpoint_values, error_line, kill_after_checkpoint
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
+from tests.helpers import invoke
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -29,10 +28,6 @@ SENTENCES = [
 TINY = ["--set", "model.size=tiny", "--set", "train.accumulation=1", "--set",
         "train.batch_size=16", "--set", "data.max_predictions=5", "--set", "train.warmup_steps=10"]  # fmt: skip
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def ok(result):

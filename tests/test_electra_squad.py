@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers import error_line
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
+from tests.helpers import invoke
 
 FIXTURES = Path(__file__).parent / "fixtures" / "squad"
 # tests/test_squad_cli.py's settings for BERT, unchanged (100 epochs for v1.1 suffice here).
@@ -22,10 +21,6 @@ QA_SETTINGS = ["--set", "data.seq_len=128", "--set", "data.doc_stride=64",
                "--set", "data.max_query_len=48", "--set", "model.dropout=0",
                "--set", "train.batch_size=8", "--set", "train.lr=3e-3",
                "--set", "train.warmup_proportion=0.05", "--set", "train.log_every=50"]  # fmt: skip
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def ok(result):

@@ -12,12 +12,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from nvlm import config as config_mod
 from nvlm import registry
-from nvlm.cli.main import app
 from nvlm.registry import ModelPlugin
+from tests.helpers import invoke
 
 
 def test_every_installed_plugin_subclasses_the_base_class_and_builds():
@@ -168,15 +167,14 @@ def test_a_fourth_model_pretrains_and_evaluates_through_the_contract_alone(toy_i
     shards = pretraining_shards(tmp_path / "shards", model="bert", vocab_size=128, seq_len=32,
                                 max_predictions=5, examples=64, seed=0)  # fmt: skip
     run = tmp_path / "run"
-    runner = CliRunner()
-    result = runner.invoke(app, ["pretrain", "--model", "toy-encoder", "--data", str(shards),
+    result = invoke(*["pretrain", "--model", "toy-encoder", "--data", str(shards),
                                  "--out", str(run), "--steps", "30", "--set", "train.lr=1e-2",
                                  "--set", "train.batch_size=16", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["model"] == "toy-encoder" and summary["steps"] == 30
     assert (run / "checkpoints" / "ckpt-30.index").is_file()
-    result = runner.invoke(app, ["eval", "--model", "toy-encoder", "--task", "mlm",
+    result = invoke(*["eval", "--model", "toy-encoder", "--task", "mlm",
                                  "--init", str(run), "--data", str(shards), "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert 0.0 <= json.loads(result.stdout)["mlm_acc"] <= 1.0

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers import error_line
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
+from tests.helpers import invoke
 
 # The nvlm command lines below are laid out by hand, flag next to value.
 # fmt: off
@@ -25,9 +24,6 @@ QA_SETTINGS = ["--set", "data.seq_len=128", "--set", "data.doc_stride=64",
                "--set", "train.batch_size=8", "--set", "train.lr=3e-3",
                "--set", "train.warmup_proportion=0.05", "--set", "train.log_every=50"]
 
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def ok(result):

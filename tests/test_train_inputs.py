@@ -14,13 +14,12 @@ import h5py
 import numpy as np
 import pytest
 from helpers import error_line
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
 from nvlm.data.pretraining import prepare_pretraining
 from nvlm.data.pretraining_config import PretrainingConfig
 from nvlm.errors import UserError
 from nvlm.train.example_source import ArrayPart, ExampleSource
+from tests.helpers import invoke
 
 BATCH = 16  # micro-batch = global batch (1 process, no accumulation): one step per batch
 TINY = [
@@ -29,10 +28,6 @@ TINY = [
     "--set", "train.log_every=2", "--set", "train.checkpoint_every=2",
     "--set", "train.keep_checkpoints=10", "--set", "train.seed=42",
 ]  # fmt: skip
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def pretrain(model: str, data: Path, out: Path, *extra, steps: int = 2):

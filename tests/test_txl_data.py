@@ -10,17 +10,12 @@ import h5py
 import numpy as np
 import pytest
 from helpers import error_line
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
 from nvlm.data.lm_stream import LMStreams
 from nvlm.data.lm_vocab import EOS, UNK, LMVocab
+from tests.helpers import invoke
 
 TRAIN = "the cat sat on the mat\n\nthe dog sat\nthe end\n"
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import checkpoint_values, error_line, kill_after_checkpoint
-from typer.testing import CliRunner
 
-from nvlm.cli.main import app
+from tests.helpers import invoke
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -34,10 +33,6 @@ TINY = [
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 for _var in ("NVLM_CHILD", "OMPI_COMM_WORLD_RANK", "HOROVOD_RANK", "PMI_RANK", "SLURM_JOB_ID"):
     ENV.pop(_var, None)
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def json_of(result) -> dict:
