@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +204,13 @@ def test_a_stopped_sweep_prints_and_keeps_the_points_measured(tmp_path, signum, 
     assert len(measured) >= 1
     assert "inference, fp32" in stdout  # the table of the points measured so far
     assert f"interrupted: {len(measured)} of 4 points measured" in stderr
+
+
+def test_inference_times_the_weights_and_architecture_of_an_init_checkpoint():
+    run = Path(__file__).parent / "fixtures" / "before-architecture" / "run"
+    result = invoke("benchmark", "infer", "--model", "bert", "--task", "features",
+                    "--init", run, "--seq-len", "16", "--batch-sizes", "2", "--steps", "3",
+                    "--max-busy", "1", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (r,) = json.loads(result.stdout)
+    assert r["size"] == "custom" and r["seq_len"] == 16 and r["batch"] == 2  # the run's model

@@ -55,23 +55,30 @@ class InferSweep:
         return "squad" if self.task == "squad" else "pretrain_phase1"
 
     def flags(self, precision: str) -> dict[str, Any]:
+        from nvlm.registry import canonical
+
+        given = {s.partition("=")[0].strip() for s in self.sets}
+        lm = canonical(self.model) == "transformer-xl"
         flags: dict[str, Any] = {
             "train.precision": precision,
             "train.xla": self.xla,
             "model.size": self.size,
             "data.seq_len": self.seq_len,
         }
-        if self.model == "transformer-xl":
+        if lm:
             # X1's evaluation settings, the published inference tables' (the preset's eval
             # stage says the same).
             flags.update({
                 "data.seq_len": self.seq_len or 64,
                 "model.mem_len": self.mem_len if self.mem_len is not None else 640,
             })  # fmt: skip
-            given = {s.partition("=")[0].strip() for s in self.sets}
             for key, value in (("model.clamp_len", 400), ("model.same_length", True)):
                 if key not in given:
                     flags[key] = value
+        if not lm and self.seq_len and "data.max_predictions" not in given:
+            # Masked positions per sequence (BERT's mlm head): the recipe's 15%, at most its 20;
+            # a short --seq-len must not fail on a setting only training needs.
+            flags["data.max_predictions"] = min(20, max(1, round(0.15 * self.seq_len)))
         if self.task == "squad":
             from nvlm.bench.train_bench import squad_flags
 
