@@ -184,3 +184,14 @@ def test_docs_name_every_method_of_the_contract():
     text = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
     members = [name for name, _ in inspect.getmembers(ModelPlugin, inspect.isfunction)]
     assert [m for m in members if not m.startswith("_") and f"`{m}(" not in text] == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["pretrain"], ["eval"], ["predict"], ["benchmark", "train"], ["benchmark", "infer"]],
+    ids=" ".join,
+)
+def test_model_help_lists_the_installed_plugins(command):
+    result = invoke(*command, "--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert " | ".join(registry.names()) in result.stdout

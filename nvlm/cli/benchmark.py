@@ -21,6 +21,7 @@ from nvlm.cli.options import (
     HostsOption,
     JsonFlag,
     LauncherOption,
+    ModelOption,
     SetOption,
 )
 from nvlm.errors import UserError
@@ -97,7 +98,6 @@ def peak(
 
 
 # -- options shared by train and infer -----------------------------------------------------------
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="bert | electra | transformer-xl")]
 PresetOption = Annotated[
     str | None,
     typer.Option(

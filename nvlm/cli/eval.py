@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nvlm.cli.options import JsonFlag, SetOption
+from nvlm.cli.options import JsonFlag, ModelOption, SetOption
 from nvlm.errors import UserError
 
 # Rows of the SQuAD summary, in the order the reference tools print them, with units.
@@ -121,7 +121,7 @@ def squad_table_rows(result: dict) -> list[tuple[str, object]]:
 
 
 def evaluate(
-    model: Annotated[str, typer.Option("--model", "-m", help="bert | electra | transformer-xl")],
+    model: ModelOption,
     task: Annotated[
         str,
         typer.Option(

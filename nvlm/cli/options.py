@@ -7,6 +7,19 @@ from typing import Annotated
 
 import typer
 
+
+def installed_models() -> str:
+    """The model names of the installed plugins (entry points: no plugin is imported)."""
+    from importlib.metadata import entry_points
+
+    from nvlm.registry import GROUP, canonical
+
+    return " | ".join(sorted({canonical(ep.name) for ep in entry_points(group=GROUP)}))
+
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help=f"The model: {installed_models()} (installed plugins).")
+]
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print the machine-readable result as JSON on stdout.")
 ]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from nvlm.cli.jsonl_pipeline import json_type, open_input, run_pipeline, string_field
-from nvlm.cli.options import JsonFlag
+from nvlm.cli.options import JsonFlag, ModelOption
 from nvlm.errors import UserError
 
 
@@ -25,7 +25,7 @@ def _check_text_arg(option: str, value: str | None) -> None:
 
 
 def predict(
-    model: Annotated[str, typer.Option("--model", "-m", help="bert | electra | transformer-xl")],
+    model: ModelOption,
     init: Annotated[
         str,
         typer.Option(

@@ -16,6 +16,7 @@ from nvlm.cli.options import (
     HostsOption,
     JsonFlag,
     LauncherOption,
+    ModelOption,
     SetOption,
 )
 from nvlm.errors import UserError
@@ -37,7 +38,7 @@ Re-running the same command on the same --out resumes from its latest checkpoint
 
 
 def pretrain(
-    model: Annotated[str, typer.Option("--model", "-m", help="bert | electra | transformer-xl")],
+    model: ModelOption,
     data: Annotated[
         Path,
         typer.Option(
