@@ -191,3 +191,15 @@ def test_google_layout_vocab_is_read_by_token_not_position(tmp_path):
         103,
     )
     assert vocab.tokenizer().encode("hello", add_special_tokens=False).ids == [104]
+
+
+def test_min_freq_is_the_option_and_the_old_name_still_works_with_a_note(tmp_path):
+    (tmp_path / "a.txt").write_text("one two three one two\n")
+    new = runner.invoke(app, ["data", "vocab", "--input", str(tmp_path / "a.txt"), "--vocab-size",
+                              "100", "--min-freq", "1", "--out", str(tmp_path / "new.txt")])  # fmt: skip
+    old = runner.invoke(app, ["data", "vocab", "--input", str(tmp_path / "a.txt"), "--vocab-size",
+                              "100", "--min-frequency", "1", "--out", str(tmp_path / "old.txt")])  # fmt: skip
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    assert (tmp_path / "new.txt").read_text() == (tmp_path / "old.txt").read_text()
+    assert "--min-frequency is now --min-freq" in old.output
+    assert "--min-frequency" not in new.output

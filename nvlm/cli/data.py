@@ -81,13 +81,18 @@ def vocab(
         int,
         typer.Option("--vocab-size", help="Tokens in the vocab, specials included (BERT: 30522)."),
     ] = 30522,
-    cased: Annotated[
+    lowercase: Annotated[
         bool,
-        typer.Option("--cased", help="Keep case and accents (default: lowercase, strip accents)."),
-    ] = False,
-    min_frequency: Annotated[
-        int, typer.Option("--min-frequency", help="Ignore merges seen fewer times.")
+        typer.Option(
+            "--lowercase/--cased", help="Lowercase and strip accents (uncased vocab) or not."
+        ),
+    ] = True,
+    min_freq: Annotated[
+        int, typer.Option("--min-freq", help="Ignore merges seen fewer times.")
     ] = 2,
+    min_frequency: Annotated[
+        int | None, typer.Option("--min-frequency", hidden=True, help="Old name of --min-freq.")
+    ] = None,
     errors: ErrorsOption = "strict",
     overwrite: _overwrite_option("--out if it exists") = False,
     json_: JsonFlag = False,
@@ -101,11 +106,16 @@ def vocab(
     from nvlm.data.inputs import expand_inputs
     from nvlm.data.vocab_trainer import train_vocab
 
+    if min_frequency is not None:  # the option's name before `data lm`'s --min-freq set it
+        from nvlm.report import warn
+
+        warn("--min-frequency is now --min-freq (the old name works until the next release)")
+        min_freq = min_frequency
     # A directory input may hold --out: the vocab is not text to learn from.
     paths = expand_inputs(_inputs(ctx, inputs), exclude=out)
     with sigterm_stops("data vocab"):
         summary = train_vocab(
-            paths, vocab_size, out, cased=cased, min_frequency=min_frequency, errors=errors,
+            paths, vocab_size, out, cased=not lowercase, min_frequency=min_freq, errors=errors,
             overwrite=overwrite,
         )  # fmt: skip
     _finish(

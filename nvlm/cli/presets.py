@@ -11,6 +11,7 @@ from nvlm import presets
 from nvlm.cli.options import JsonFlag
 from nvlm.config import model_key
 from nvlm.errors import UserError
+from nvlm.registry import canonical
 from nvlm.report import console, emit_json, format_value, print_result_table
 
 app = typer.Typer(
@@ -73,7 +74,7 @@ def list_presets(json_: JsonFlag = False) -> None:
         table.add_column(column, no_wrap=column != "system")
     for p in loaded:
         system = f"{p.system.name}, {_devices(p)}"
-        table.add_row(p.name, system, p.system.precision, ", ".join(p.models))
+        table.add_row(p.name, system, p.system.precision, ", ".join(map(canonical, p.models)))
     print_result_table(table)  # stdout: `nvlm presets list | grep a100` works
 
 
