@@ -17,9 +17,9 @@ ROOT = Path(nvlm.__file__).parent
 # Model modules that still import the layers above them: the plugin glue and checkpoint I/O
 # (docs/architecture.md, "What is left"). A new entry here is a step backwards.
 KNOWN_UPWARD = {
-    ("nvlm.models.bert.encoder_plugin", "nvlm.tasks.squad"),
-    ("nvlm.models.bert.encoder_plugin", "nvlm.train.trainer"),
-    ("nvlm.models.bert.encoder_plugin", "nvlm.train.shards"),
+    ("nvlm.models.encoder.plugin", "nvlm.tasks.squad"),
+    ("nvlm.models.encoder.plugin", "nvlm.train.trainer"),
+    ("nvlm.models.encoder.plugin", "nvlm.train.shards"),
     ("nvlm.models.bert.feature_extractor", "nvlm.train.precision"),
     ("nvlm.models.bert.init", "nvlm.convert"),
     ("nvlm.models.bert.init", "nvlm.convert.bert_weights"),

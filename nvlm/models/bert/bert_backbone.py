@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from nvlm.models.bert.encoder_backbone import (
+from nvlm.models.encoder.backbone import (
     BACKBONE_INPUTS,
     EncoderBackbone,
     backbone_inputs,

@@ -7,7 +7,7 @@ from keras import ops
 
 from nvlm.layers import MaskedLMHead
 from nvlm.models.bert.bert_backbone import BACKBONE_INPUTS, BertBackbone, select_inputs
-from nvlm.models.bert.encoder_backbone import run_blocks
+from nvlm.models.encoder.backbone import run_blocks
 
 PRETRAINER_INPUTS = (*BACKBONE_INPUTS, "masked_lm_positions")
 

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from nvlm.models.bert.bert_backbone import BACKBONE_INPUTS, BertBackbone, select_inputs
-from nvlm.models.bert.encoder_backbone import run_blocks
+from nvlm.models.encoder.backbone import run_blocks
 
 
 @keras.saving.register_keras_serializable(package="nvlm")

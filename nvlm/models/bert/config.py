@@ -8,6 +8,7 @@ from typing import Any
 
 from nvlm.config import CUSTOM_SIZE, ModelConfig
 from nvlm.errors import UserError
+from nvlm.models.encoder.config import pad_vocab  # noqa: F401 - BERT's configs use it
 
 # Architecture of each named size. tiny is ours (trains in seconds on CPU, for tests and demos);
 # small is Google's BERT-Small (L=4, H=512, Turc et al. 2019, "Well-Read Students Learn
@@ -18,21 +19,6 @@ SIZES: dict[str, dict[str, int]] = {
     "base": dict(num_layers=12, hidden_size=768, num_heads=12, intermediate_size=3072),
     "large": dict(num_layers=24, hidden_size=1024, num_heads=16, intermediate_size=4096),
 }
-
-
-def pad_vocab(n: int, multiple: int = 8) -> int:
-    """Round a vocabulary size up to a multiple of `multiple`.
-
-    Tensor cores (and the CPU GEMM kernels) are fastest when the matmul dimensions are
-    multiples of 8; NVIDIA's BERT pads 30522 to 30528 for this reason. The extra rows are never
-    looked up and the model learns to give them no probability.
-
-    >>> pad_vocab(30522)
-    30528
-    """
-    if n <= 0 or multiple <= 0:
-        raise ValueError(f"pad_vocab needs positive numbers, got n={n}, multiple={multiple}")
-    return -(-n // multiple) * multiple
 
 
 @dataclass(frozen=True)

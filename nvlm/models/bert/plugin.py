@@ -13,8 +13,8 @@ import tensorflow as tf
 from nvlm.data.vocab import write_tokenizer_config
 from nvlm.errors import UserError
 from nvlm.models.bert.config import SIZES, BertConfig
-from nvlm.models.bert.encoder_plugin import EncoderPlugin
 from nvlm.models.bert.flops import flops_per_token
+from nvlm.models.encoder.plugin import EncoderPlugin
 from nvlm.train.example_source import ExampleSource, Hdf5Part
 from nvlm.train.shards import ShardInfo, read_shards
 
@@ -137,7 +137,7 @@ class BertPlugin(EncoderPlugin):
     def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
         """Masked-LM loss/accuracy and NSP accuracy over every example of the shards, once."""
         from nvlm.models.bert.pretraining_losses import pretraining_losses
-        from nvlm.models.bert.shard_eval import sum_over_parts
+        from nvlm.models.encoder.shard_eval import sum_over_parts
 
         info = read_shards(data, expect_kind=self.shard_kind)
         parts = [Hdf5Part(p, PRETRAIN_KEYS) for p in info.shard_paths]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 
 from nvlm.layers import Embeddings
-from nvlm.models.bert.encoder_backbone import (
+from nvlm.models.encoder.backbone import (
     EncoderBackbone,
     backbone_inputs,
     encoder_blocks,

@@ -7,7 +7,6 @@ import keras
 import tensorflow as tf
 
 from nvlm.layers import MaskedLMHead
-from nvlm.models.bert.bert_backbone import BACKBONE_INPUTS
 from nvlm.models.electra.discriminator_head import DiscriminatorHead
 from nvlm.models.electra.electra_backbone import ElectraBackbone
 from nvlm.models.electra.replaced_tokens import (
@@ -16,6 +15,7 @@ from nvlm.models.electra.replaced_tokens import (
     scatter_tokens,
     select_positions,
 )
+from nvlm.models.encoder.backbone import BACKBONE_INPUTS
 
 
 class ElectraPretrainer(keras.Model):

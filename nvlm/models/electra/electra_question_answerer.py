@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from nvlm.models.bert.bert_backbone import BACKBONE_INPUTS
 from nvlm.models.electra.electra_backbone import ElectraBackbone
 from nvlm.models.electra.joint_span_head import JointSpanHead
+from nvlm.models.encoder.backbone import BACKBONE_INPUTS
 
 
 def answer_positions(input_mask, segment_ids):

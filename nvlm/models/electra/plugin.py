@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nvlm.errors import UserError
-from nvlm.models.bert.encoder_plugin import EncoderPlugin
 from nvlm.models.electra.config import SIZES, ElectraConfig
+from nvlm.models.encoder.plugin import EncoderPlugin
 from nvlm.train.shards import ShardInfo, read_shards
 
 SHARD_KEYS = ("input_ids", "input_mask", "segment_ids")
@@ -73,8 +73,8 @@ class ElectraPlugin(EncoderPlugin):
     def data_overrides(self, data: Path) -> tuple[ShardInfo, dict[str, Any]]:
         """What the shards fix: vocab size (padded to 8, as NVIDIA's recipe), seq len, and the
         ids of [MASK] / [CLS] / [SEP] in their vocab."""
-        from nvlm.models.bert.config import pad_vocab
         from nvlm.models.electra.init import special_ids
+        from nvlm.models.encoder.config import pad_vocab
 
         info = read_shards(data, expect_kind=self.shard_kind)
         info.check()  # every shard against the manifest, before a run directory exists

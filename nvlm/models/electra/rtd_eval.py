@@ -6,8 +6,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from nvlm.models.bert.shard_eval import sum_over_parts
 from nvlm.models.electra.pretraining_losses import pretraining_losses
+from nvlm.models.encoder.shard_eval import sum_over_parts
 
 
 def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> dict:
