@@ -17,7 +17,7 @@ ROOT = Path(nvlm.__file__).parent
 # Model modules that still import the layers above them: the plugin glue and checkpoint I/O
 # (docs/architecture.md, "What is left"). A new entry here is a step backwards.
 KNOWN_UPWARD = {
-    ("nvlm.models.encoder.plugin", "nvlm.tasks.squad"),
+    ("nvlm.models.encoder.plugin", "nvlm.tasks.squad.task"),
     ("nvlm.models.encoder.plugin", "nvlm.train.trainer"),
     ("nvlm.models.encoder.plugin", "nvlm.train.shards"),
     ("nvlm.models.bert.feature_extractor", "nvlm.train.precision"),
@@ -40,7 +40,7 @@ KNOWN_UPWARD = {
     ("nvlm.models.electra.interchange", "nvlm.convert.staging"),
     ("nvlm.models.electra.interchange", "nvlm.train.precision"),
     ("nvlm.models.electra.interchange", "nvlm.train.restore"),
-    ("nvlm.models.electra.joint_squad", "nvlm.squad"),
+    ("nvlm.models.electra.joint_squad", "nvlm.tasks.squad"),
     ("nvlm.models.electra.plugin", "nvlm.train.example_source"),
     ("nvlm.models.electra.plugin", "nvlm.train.run"),
     ("nvlm.models.electra.plugin", "nvlm.train.shards"),

@@ -127,7 +127,7 @@ def test_long_context_is_answered_and_an_oversized_line_refused_with_bounded_mem
 def test_max_context_flags_match_the_reference_table():
     import numpy as np
 
-    from nvlm.squad.features import _max_context, _windows
+    from nvlm.tasks.squad.features import _max_context, _windows
 
     def reference(n, starts, lengths):  # the [windows, n] formula the recipe states
         offset = np.arange(n)[None, :] - starts[:, None]
@@ -230,7 +230,7 @@ def _squad_with(tmp_path, **qa_fields) -> Path:
 )
 def test_squad_reader_names_wrong_types(tmp_path, fields, message):
     from nvlm.errors import UserError
-    from nvlm.squad import read_squad
+    from nvlm.tasks.squad import read_squad
 
     with pytest.raises(UserError) as err:
         read_squad(_squad_with(tmp_path, **fields))

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nvlm.squad.cache as cache
+import nvlm.tasks.squad.cache as cache
 from nvlm.data.vocab import Vocab
-from nvlm.squad import load_or_featurize, read_squad
+from nvlm.tasks.squad import load_or_featurize, read_squad
 
 FIXTURES = Path(__file__).parent / "fixtures" / "squad"
 SMALL = dict(seq_len=64, doc_stride=24, max_query_len=16)

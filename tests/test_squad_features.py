@@ -10,7 +10,7 @@ import pytest
 
 from nvlm.data.vocab import Vocab
 from nvlm.errors import UserError
-from nvlm.squad import featurize, parse_squad, read_squad
+from nvlm.tasks.squad import featurize, parse_squad, read_squad
 
 FIXTURES = Path(__file__).parent / "fixtures" / "squad"
 # Short windows so the 270-token fixture paragraph needs many of them.

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nvlm.errors import UserError
-from nvlm.metrics.squad import (
+from nvlm.tasks.squad.metrics import (
     evaluate,
     evaluate_v1,
     evaluate_v2,

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from nvlm.data.vocab import Vocab
-from nvlm.metrics.squad import evaluate_v1, evaluate_v2
-from nvlm.squad import (
+from nvlm.tasks.squad import (
     SpanCandidate,
     answer_example,
     bert_candidates,
@@ -20,6 +19,7 @@ from nvlm.squad import (
     read_squad,
     valid_span,
 )
+from nvlm.tasks.squad.metrics import evaluate_v1, evaluate_v2
 
 FIXTURES = Path(__file__).parent / "fixtures" / "squad"
 SMALL = dict(seq_len=64, doc_stride=24, max_query_len=16)

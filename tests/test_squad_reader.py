@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nvlm.errors import UserError
-from nvlm.squad import read_squad
+from nvlm.tasks.squad import read_squad
 
 FIXTURES = Path(__file__).parent / "fixtures" / "squad"
 V1 = FIXTURES / "tiny-v1.1.json"

@@ -396,7 +396,7 @@ def squad_arrays(
     version_2: bool = False,
     targets: bool = True,
 ) -> dict[str, np.ndarray]:
-    """int32 arrays shaped like SQuAD features (`nvlm.squad.SquadFeatures.inputs()/targets()`).
+    """int32 arrays shaped like SQuAD features (`nvlm.tasks.squad.SquadFeatures.inputs()/targets()`).
 
     `input_ids`, `input_mask`, `segment_ids` [examples, seq_len]: [CLS] question [SEP] context
     [SEP] then [PAD] (BERT ids, as `_wordpiece_vocab`), segment 1 from the context to its [SEP].

@@ -201,7 +201,7 @@ def measure_point(
     if init:
         plugin.load_init(model, cfg, init, task)
     if task == "squad" and data is None:
-        from nvlm.tasks import squad
+        from nvlm.tasks.squad import task as squad
 
         examples = min(cfg.train.batch_size * (steps + warmup) * cfg.train.accumulation * 2,
                        MAX_SYNTHETIC_EXAMPLES)  # fmt: skip

@@ -99,7 +99,7 @@ def run_squad_eval(
     version: str | None = None,
     beam_size: int | None = None,
 ) -> dict:
-    from nvlm.tasks.squad import beam_size_flags
+    from nvlm.tasks.squad.task import beam_size_flags
 
     flags = {"data.eval_batch_size": batch_size, **beam_size_flags(plugin, beam_size)}
     if version:
@@ -309,10 +309,10 @@ def evaluate(
 def score_predictions(
     dev: Path, predictions: Path, null_odds: Path | None, version: str | None
 ) -> dict:
-    from nvlm.metrics.squad import evaluate as score
-    from nvlm.metrics.squad import load_null_odds, load_predictions, missing_predictions
     from nvlm.report import warn
-    from nvlm.squad import read_squad
+    from nvlm.tasks.squad import read_squad
+    from nvlm.tasks.squad.metrics import evaluate as score
+    from nvlm.tasks.squad.metrics import load_null_odds, load_predictions, missing_predictions
 
     dataset = read_squad(dev, version, require_answers=False)
     preds = load_predictions(predictions)

@@ -105,7 +105,7 @@ def finetune(
     from nvlm.launch.training import LaunchOptions, TrainingJob, child_command, launch_training
     from nvlm.report import emit_json, print_table, summary_table
     from nvlm.resolve import resolve_training_config
-    from nvlm.tasks.squad import beam_size_flags
+    from nvlm.tasks.squad.task import beam_size_flags
     from nvlm.train.run import train_run
 
     plugin = registry.get(model)

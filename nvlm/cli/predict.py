@@ -168,7 +168,7 @@ def predict(
         _check_text_arg("--context", context)
         stream = open_input(input) if input is not None else None
         from nvlm.cli.eval import load_model
-        from nvlm.tasks.squad import Answerer, beam_size_flags
+        from nvlm.tasks.squad.task import Answerer, beam_size_flags
 
         cfg, net = load_model(plugin, init, "squad", flags=beam_size_flags(plugin, beam_size))
         answerer = Answerer(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from nvlm.squad import SpanCandidate, SquadPredictions, answer_example, valid_span
+from nvlm.tasks.squad import SpanCandidate, SquadPredictions, answer_example, valid_span
 
 
 class JointSquad:
@@ -16,9 +16,9 @@ class JointSquad:
     start), plus `answerable_weight` x the answerability sigmoid cross-entropy for SQuAD v2.0.
 
     Decoding: per window, the beam's beam_size^2 (start, end) pairs that are valid answer
-    spans (`nvlm.squad.valid_span`: context tokens, start <= end, at most `max_answer_len`
+    spans (`nvlm.tasks.squad.valid_span`: context tokens, start <= end, at most `max_answer_len`
     tokens, the start in its max-context window) become `SpanCandidate`s scored
-    log p(start) + log p(end | start); `nvlm.squad.answer_example` merges the windows into the
+    log p(start) + log p(end | start); `nvlm.tasks.squad.answer_example` merges the windows into the
     n-best list. v2.0: the no-answer candidate's score is the answerability logit of the
     window most sure that an answer exists (the lowest), so null_odds = logit - best span
     score and "" is predicted above `null_threshold` (NVIDIA's calibrated -5.6 by default;

@@ -33,7 +33,7 @@ class EncoderPlugin(ModelPlugin):
         from nvlm.train.trainer import TrainSpec, sequence_flops
 
         if task == "squad":
-            from nvlm.tasks import squad
+            from nvlm.tasks.squad import task as squad
 
             return squad.train_spec(self, cfg, model, data, run, init, world)
         batches = self.pretrain_batches(cfg, data, world)
@@ -64,7 +64,7 @@ class EncoderPlugin(ModelPlugin):
         """squad: predictions files + EM/F1 + inference timing (nvlm.tasks.squad). mlm: the
         model's pretraining figures over every sequence of the shards, once."""
         if task == "squad":
-            from nvlm.tasks import squad
+            from nvlm.tasks.squad import task as squad
 
             return squad.evaluate(
                 self, cfg, model, data, init=init, out_dir=out_dir, null_threshold=null_threshold

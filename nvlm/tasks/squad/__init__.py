@@ -1,8 +1,8 @@
 """SQuAD for span-extraction fine-tuning: read, featurize (with a cache), decode.
 
     from nvlm.data.vocab import Vocab
-    from nvlm.squad import decode_predictions, load_or_featurize, read_squad
-    from nvlm.metrics.squad import evaluate
+    from nvlm.tasks.squad import decode_predictions, load_or_featurize, read_squad
+    from nvlm.tasks.squad.metrics import evaluate
 
     dataset = read_squad("dev-v1.1.json")                      # checked: UserError on bad records
     vocab = Vocab.load("vocab.txt")
@@ -18,11 +18,11 @@ See docs/squad.md for the feature layout, decoding rules, metric semantics and c
 
 from __future__ import annotations
 
-from nvlm.squad.cache import FEATURE_FORMAT, cache_key, load_or_featurize
-from nvlm.squad.dataset import SquadDataset
-from nvlm.squad.example import SquadExample
-from nvlm.squad.features import DOC_STRIDE, MAX_QUERY_LEN, SEQ_LEN, featurize
-from nvlm.squad.postprocess import (
+from nvlm.tasks.squad.cache import FEATURE_FORMAT, cache_key, load_or_featurize
+from nvlm.tasks.squad.dataset import SquadDataset
+from nvlm.tasks.squad.example import SquadExample
+from nvlm.tasks.squad.features import DOC_STRIDE, MAX_QUERY_LEN, SEQ_LEN, featurize
+from nvlm.tasks.squad.postprocess import (
     MAX_ANSWER_LEN,
     N_BEST,
     NULL_THRESHOLD,
@@ -32,10 +32,10 @@ from nvlm.squad.postprocess import (
     decode_predictions,
     valid_span,
 )
-from nvlm.squad.predictions import SquadPredictions
-from nvlm.squad.reader import parse_squad, read_squad
-from nvlm.squad.span_candidate import SpanCandidate
-from nvlm.squad.squad_features import SquadFeatures
+from nvlm.tasks.squad.predictions import SquadPredictions
+from nvlm.tasks.squad.reader import parse_squad, read_squad
+from nvlm.tasks.squad.span_candidate import SpanCandidate
+from nvlm.tasks.squad.squad_features import SquadFeatures
 
 __all__ = [
     "DOC_STRIDE",

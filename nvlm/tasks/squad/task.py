@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from nvlm.errors import UserError
-from nvlm.squad import decode_predictions, load_or_featurize, parse_squad, read_squad
+from nvlm.tasks.squad import decode_predictions, load_or_featurize, parse_squad, read_squad
 
 INPUTS = ("input_ids", "input_mask", "segment_ids")
 # Context characters featurized together by `Answerer.answer` (a longer context goes alone):
@@ -273,7 +273,7 @@ def decode(plugin, cfg, dataset, feats, outputs: dict, *, null_threshold: float,
 def evaluate(
     plugin, cfg, model, dev_json: Path, *, init: str, out_dir: Path, null_threshold: float | None
 ) -> dict:
-    from nvlm.metrics.squad import evaluate as score
+    from nvlm.tasks.squad.metrics import evaluate as score
 
     dataset = read_squad(dev_json, cfg.data.squad_version, require_answers=False)
     vocab, lowercase = text_settings(plugin, init)

@@ -18,8 +18,8 @@ import numpy as np
 
 from nvlm.data.vocab import Vocab
 from nvlm.errors import UserError
-from nvlm.squad.dataset import SquadDataset
-from nvlm.squad.squad_features import SquadFeatures
+from nvlm.tasks.squad.dataset import SquadDataset
+from nvlm.tasks.squad.squad_features import SquadFeatures
 
 # The reference recipe's defaults (BERT run_squad.py flags; NVIDIA's scripts keep them).
 SEQ_LEN = 384

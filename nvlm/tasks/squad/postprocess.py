@@ -28,11 +28,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nvlm.squad.dataset import SquadDataset
-from nvlm.squad.example import SquadExample
-from nvlm.squad.predictions import SquadPredictions
-from nvlm.squad.span_candidate import SpanCandidate
-from nvlm.squad.squad_features import SquadFeatures
+from nvlm.tasks.squad.dataset import SquadDataset
+from nvlm.tasks.squad.example import SquadExample
+from nvlm.tasks.squad.predictions import SquadPredictions
+from nvlm.tasks.squad.span_candidate import SpanCandidate
+from nvlm.tasks.squad.squad_features import SquadFeatures
 
 # Reference recipe defaults (BERT run_squad.py: n_best_size, max_answer_length).
 N_BEST = 20

@@ -21,9 +21,9 @@ import numpy as np
 
 from nvlm.data.vocab import Vocab
 from nvlm.report import warn
-from nvlm.squad.dataset import SquadDataset
-from nvlm.squad.features import DOC_STRIDE, MAX_QUERY_LEN, SEQ_LEN, featurize
-from nvlm.squad.squad_features import SquadFeatures
+from nvlm.tasks.squad.dataset import SquadDataset
+from nvlm.tasks.squad.features import DOC_STRIDE, MAX_QUERY_LEN, SEQ_LEN, featurize
+from nvlm.tasks.squad.squad_features import SquadFeatures
 
 # Version of the array layout written by `featurize`; part of the key.
 FEATURE_FORMAT = 1

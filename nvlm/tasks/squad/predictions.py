@@ -19,7 +19,7 @@ class SquadPredictions:
             best first. `start_char`/`end_char` index the original context (end exclusive);
             both are None for the no-answer entry (text "").
         null_odds: v2.0 only, {qid: null_score - best_non_null_score}; the official v2.0
-            script's `--na-prob-file` (and `nvlm.metrics.squad.evaluate_v2`'s `null_odds`).
+            script's `--na-prob-file` (and `nvlm.tasks.squad.metrics.evaluate_v2`'s `null_odds`).
 
     Example:
         >>> preds = SquadPredictions({"q1": "Ada"}, {"q1": []})

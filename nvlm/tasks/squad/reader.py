@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nvlm.errors import UserError
-from nvlm.squad.dataset import SquadDataset
-from nvlm.squad.example import SquadExample
+from nvlm.tasks.squad.dataset import SquadDataset
+from nvlm.tasks.squad.example import SquadExample
 
 VERSIONS = ("1.1", "2.0")
 

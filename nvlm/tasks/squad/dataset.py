@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nvlm.squad.example import SquadExample
+from nvlm.tasks.squad.example import SquadExample
 
 
 @dataclass(frozen=True)
 class SquadDataset:
-    """Everything read from one SQuAD JSON file (see `nvlm.squad.reader.read_squad`).
+    """Everything read from one SQuAD JSON file (see `nvlm.tasks.squad.reader.read_squad`).
 
     Args:
         examples: the questions in file order.
@@ -39,5 +39,5 @@ class SquadDataset:
         return self.version == "2.0"
 
     def gold_answers(self) -> dict[str, list[str]]:
-        """{qid: [answer texts]} in file order: the input of `nvlm.metrics.squad`."""
+        """{qid: [answer texts]} in file order: the input of `nvlm.tasks.squad.metrics`."""
         return {ex.qid: list(ex.answer_texts) for ex in self.examples}

@@ -10,7 +10,7 @@ class SpanCandidate:
     """A span of window positions `start..end` (inclusive) in feature row `feature`.
 
     Any span head produces these: BERT's independent start/end logits
-    (`nvlm.squad.postprocess.bert_candidates`), or a joint beam search (ELECTRA) whose `score`
+    (`nvlm.tasks.squad.postprocess.bert_candidates`), or a joint beam search (ELECTRA) whose `score`
     is a sum of log-probabilities. `answer_example` ranks them by `score`; the logits are only
     reported in the n-best output.
 

@@ -1,1 +1,0 @@
-"""Evaluation metrics: SQuAD exact match and F1 (`nvlm.metrics.squad`, official semantics)."""
