@@ -23,8 +23,6 @@ import difflib
 import functools
 import math
 import operator
-import os
-import tempfile
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -450,15 +448,10 @@ def write(cfg: RunConfig, run_dir: str | Path) -> Path:
     """Write RUN/config.yaml atomically (a reader never sees half a file)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    from nvlm.outputs import write_text
+
     target = run_dir / "config.yaml"
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".yaml.tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dump(cfg))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(target, dump(cfg))
     return target
 
 

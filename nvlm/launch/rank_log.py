@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nvlm.outputs import write_text
+
 
 def log_path(run: Path, rank: int) -> Path:
     return Path(run) / "logs" / f"rank-{rank}.log"
@@ -73,6 +75,4 @@ class RankLog:
     def _write(self, fields: dict[str, Any]) -> None:
         record = {"rank": self.rank, "host": socket.gethostname(), "pid": os.getpid(), **fields}
         self.status.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.status.with_name(f".{self.status.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, self.status)
+        write_text(self.status, json.dumps(record) + "\n")

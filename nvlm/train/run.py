@@ -7,7 +7,6 @@ function with the config they read from RUN/config.yaml.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,6 +18,7 @@ from nvlm import config as config_mod
 from nvlm.dist import world as get_world
 from nvlm.errors import UserError
 from nvlm.launch.ranks import is_child
+from nvlm.outputs import atomic_path, write_text
 from nvlm.report import info, log_to, print_table, summary_table
 from nvlm.train import run_dir as run_dir_mod
 from nvlm.train.precision import set_precision
@@ -221,13 +221,10 @@ def _steps(summary: dict[str, Any]) -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def copy_file(src: Path, dst: Path) -> None:
     """Copy atomically (temp name + rename)."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

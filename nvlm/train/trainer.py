@@ -473,9 +473,9 @@ class _MetricsLog:
                 for ln in self.path.read_text().splitlines()
                 if ln.strip() and json.loads(ln).get("step", 0) <= resume_step
             ]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(ln + "\n" for ln in kept))
-            tmp.replace(self.path)
+            from nvlm.outputs import write_text
+
+            write_text(self.path, "".join(ln + "\n" for ln in kept))
         self.file = self.path.open("a")
         self.writer = tf.summary.create_file_writer(str(run_dir / "tb"))
         self.t0 = time.time()
