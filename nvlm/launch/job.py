@@ -213,8 +213,8 @@ class Job:
         if self.signals == 1:
             self.signum = signum
             self.say(
-                "stopping: the ranks finish their step and save a checkpoint "
-                "(press Ctrl-C again to end them at once)"
+                "stopping: the ranks finish their step (a training run saves its checkpoint; "
+                "press Ctrl-C again to end them at once)"
             )
             statuses = self._statuses()
             pids = self._local_pids()
