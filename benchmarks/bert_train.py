@@ -22,12 +22,12 @@ of the sweep, timed in alternating rounds (a load change hits both alike). Then 
 pass (the backbone, inference) at seq 128 and 384.
 
 Timing, statistics, busy-machine guard and peak are `nvlm benchmark`'s (`nvlm.bench.timing`,
-`nvlm.bench.peak`). Throughput here is the median step time's: batch / p50(step seconds), which
+`nvlm.train.peak`). Throughput here is the median step time's: batch / p50(step seconds), which
 one stall of someone else's job in a handful of steps does not move; `nvlm benchmark` divides
 every sequence by every second (the --json figures carry that too, `all_sequences_per_s`).
 MFU = sequences/s x FLOPs per sequence (`nvlm.models.bert.flops_per_token`, the same count for
 both models) / this machine's dense matmul peak of the precision, measured by
-`nvlm.bench.peak` (cached per machine) and printed in the header.
+`nvlm.train.peak` (cached per machine) and printed in the header.
 """
 
 from __future__ import annotations

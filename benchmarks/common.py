@@ -1,7 +1,7 @@
 """Shared pieces of the development benchmarks: machine description, busy-machine guard, timing.
 
 The timing, statistics, busy-machine check and peak are `nvlm benchmark`'s own
-(`nvlm.bench.timing`, `nvlm.bench.peak`, `nvlm.bench.records`): these scripts add only what a
+(`nvlm.bench.timing`, `nvlm.train.peak`, `nvlm.bench.records`): these scripts add only what a
 comparison against keras-hub needs (settings, alternating rounds, Markdown tables). The
 benchmarks run on shared 2-core machines, so every figure is printed with the share of the CPUs
 that OTHER processes used while it was measured, and a run waits (bounded) for the machine to
@@ -162,7 +162,7 @@ def command_line() -> str:
 
 
 # ------------------------------------------------------------------------- the measured peak
-_PEAKS: dict[str, Any] = {}  # precision -> nvlm.bench.peak.Peak, fixed for the whole run
+_PEAKS: dict[str, Any] = {}  # precision -> nvlm.train.peak.Peak, fixed for the whole run
 
 
 def peak_line(precisions) -> str:
@@ -182,7 +182,7 @@ def peak_line(precisions) -> str:
         )
         parts.append(f"{precision} {found.tflops:.3f} TFLOP/s ({when})")
     return (
-        f"peak (dense {found.size}^3 matmuls on {found.device}, measured by nvlm.bench.peak; "
+        f"peak (dense {found.size}^3 matmuls on {found.device}, measured by nvlm.train.peak; "
         f"`nvlm benchmark peak --refresh` measures again): " + ", ".join(parts)
     )
 

@@ -19,10 +19,10 @@ ELECTRA-Base: 12 x 768, generator 1/3; vocab 30528, seq 128, batch 8, 20 selecte
      head, beam 4; and the simple start/end head) at seq 384, batch 8, in bf16 and fp32.
 
 Timing, statistics, busy-machine guard and peak are `nvlm benchmark`'s (`nvlm.bench.timing`,
-`nvlm.bench.peak`). Throughput is batch / median (p50) step time (`nvlm benchmark` divides every
+`nvlm.train.peak`). Throughput is batch / median (p50) step time (`nvlm benchmark` divides every
 sequence by every second; --json carries that too, `all_sequences_per_s`); MFU = sequences/s x
 matmul FLOPs per sequence (`nvlm.models.electra.flops_per_token`) / this machine's dense matmul
-peak of the precision, measured by `nvlm.bench.peak` (cached per machine) and printed in the
+peak of the precision, measured by `nvlm.train.peak` (cached per machine) and printed in the
 header. Every figure carries the share of the CPUs other processes used while it was
 measured: the machine is shared.
 """
@@ -64,7 +64,7 @@ def electra_config(size: str, seq: int, predictions: int):
 
 
 def electra_pretrainer(cfg):
-    from nvlm.models.electra.plugin import ElectraPlugin
+    from nvlm.plugins.electra.plugin import ElectraPlugin
 
     plugin = ElectraPlugin()
     return plugin.build(cfg, "pretrain"), plugin.loss_fn(cfg, "pretrain")
@@ -190,7 +190,7 @@ def measure_squad(size: str, setting: Setting, head: str, args) -> dict:
     import tensorflow as tf
 
     from nvlm import resolve as resolve_mod
-    from nvlm.models.electra.plugin import ElectraPlugin
+    from nvlm.plugins.electra.plugin import ElectraPlugin
 
     set_policy(setting)
     cfg = resolve_mod.resolve("electra", "squad", flags={

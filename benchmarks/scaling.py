@@ -81,7 +81,7 @@ def worker(args: argparse.Namespace) -> None:
 
     from nvlm import dist
     from nvlm import resolve as resolve_mod
-    from nvlm.models.bert.plugin import BertPlugin
+    from nvlm.plugins.bert.plugin import BertPlugin
     from nvlm.train.precision import set_precision
     from nvlm.train.trainer import Trainer, TrainSpec
 

@@ -20,11 +20,11 @@ a short timing after a warm-up; (2) final: per batch size, each model in its bes
 timed in alternating rounds.
 
 Timing, statistics, busy-machine guard and peak are `nvlm benchmark`'s (`nvlm.bench.timing`,
-`nvlm.bench.peak`): per-batch wall times (`time_calls`) give the latency percentiles
+`nvlm.train.peak`): per-batch wall times (`time_calls`) give the latency percentiles
 (`Latencies`: numpy's linear interpolation between the closest ranks) and the throughput, which
 here stays batch / median (p50) latency; `nvlm benchmark infer` divides every sequence by every
 second (the --json figures carry that too, `all_sequences_per_s`). MFU divides by this
-machine's dense matmul peak of the precision, measured by `nvlm.bench.peak` (cached per
+machine's dense matmul peak of the precision, measured by `nvlm.train.peak` (cached per
 machine) and printed in the header.
 """
 

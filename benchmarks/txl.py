@@ -15,7 +15,7 @@ softmax 19997/39997/199997, tied) on synthetic Zipf-distributed text; micro-batc
 Every setting (fp32 / bf16, XLA off / on) is warmed up (tracing, compilation) then timed
 (`nvlm.bench.timing.time_calls`); tokens/s = batch x tgt_len / median (p50) step time; MFU =
 tokens/s x the plugin's FLOPs per token (tails counted by their measured share of the targets)
-/ this machine's dense matmul peak of the precision, measured by `nvlm.bench.peak` (cached per
+/ this machine's dense matmul peak of the precision, measured by `nvlm.train.peak` (cached per
 machine) and printed in the header.
 
 eval: `nvlm eval --task lm`'s loop (tgt_len 64, mem_len 640, clamp_len 400, same_length,
@@ -77,8 +77,8 @@ NVLM = [sys.executable, "-m", "nvlm"]
 def synthetic_corpus(directory: Path, vocab_size: int, tokens: int, seed: int = 0) -> Path:
     """An `nvlm data lm` directory of Zipf-distributed words (s = 1.1, like word counts),
     ids already in frequency order, so the adaptive softmax's clusters see realistic shares."""
-    from nvlm.data.lm_corpus import build_lm_corpus
-    from nvlm.data.lm_vocab import EOS, UNK
+    from nvlm.data.lm.corpus import build_lm_corpus
+    from nvlm.data.lm.vocab import EOS, UNK
 
     directory.mkdir(parents=True, exist_ok=True)
     words = [EOS, *(f"w{i}" for i in range(vocab_size - 2)), UNK]
@@ -150,7 +150,7 @@ def measure_training(size: str, setting: Setting, data: Path, args) -> dict:
 def measure_eval(size: str, setting: Setting, data: Path, args) -> dict:
     import keras
 
-    from nvlm.data.lm_corpus import read_lm_directory
+    from nvlm.data.lm.corpus import read_lm_directory
     from nvlm.models.transformer_xl.evaluation import stream_log_probs
     from nvlm.train.precision import set_precision
 

@@ -1,8 +1,7 @@
 """The package's import structure, read from the source with `ast` (function-level imports
 included, since a cycle hidden inside a function is still a cycle): no import cycle, nothing
-outside `nvlm/cli/` imports the CLI, data code needs no model code, layers need nothing above
-them, and model code reaches up into training, tasks or checkpoint conversion only where it
-did when this test was written (the list may shrink, never grow)."""
+outside `nvlm/cli/` imports the CLI, and every import points down the tiers of `TIERS`: data
+needs no model code, model code nothing of training, tasks, checkpoints or the CLI."""
 
 from __future__ import annotations
 
@@ -14,42 +13,18 @@ import nvlm
 
 ROOT = Path(nvlm.__file__).parent
 
-# Model modules that still import the layers above them: the plugin glue and checkpoint I/O
-# (docs/architecture.md, "What is left"). A new entry here is a step backwards.
-KNOWN_UPWARD = {
-    ("nvlm.models.encoder.plugin", "nvlm.tasks.squad.task"),
-    ("nvlm.models.encoder.plugin", "nvlm.train.trainer"),
-    ("nvlm.models.encoder.plugin", "nvlm.train.shards"),
-    ("nvlm.models.bert.feature_extractor", "nvlm.train.precision"),
-    ("nvlm.models.bert.init", "nvlm.convert"),
-    ("nvlm.models.bert.init", "nvlm.convert.bert_weights"),
-    ("nvlm.models.bert.init", "nvlm.train.restore"),
-    ("nvlm.models.bert.interchange", "nvlm.convert"),
-    ("nvlm.models.bert.interchange", "nvlm.convert.bert_weights"),
-    ("nvlm.models.bert.interchange", "nvlm.convert.staging"),
-    ("nvlm.models.bert.interchange", "nvlm.train.precision"),
-    ("nvlm.models.bert.interchange", "nvlm.train.restore"),
-    ("nvlm.models.bert.plugin", "nvlm.train.example_source"),
-    ("nvlm.models.bert.plugin", "nvlm.train.run"),
-    ("nvlm.models.bert.plugin", "nvlm.train.shards"),
-    ("nvlm.models.electra.init", "nvlm.convert"),
-    ("nvlm.models.electra.init", "nvlm.convert.electra_hf"),
-    ("nvlm.models.electra.init", "nvlm.convert.electra_weights"),
-    ("nvlm.models.electra.init", "nvlm.train.restore"),
-    ("nvlm.models.electra.interchange", "nvlm.convert.electra_hf"),
-    ("nvlm.models.electra.interchange", "nvlm.convert.staging"),
-    ("nvlm.models.electra.interchange", "nvlm.train.precision"),
-    ("nvlm.models.electra.interchange", "nvlm.train.restore"),
-    ("nvlm.models.electra.joint_squad", "nvlm.tasks.squad"),
-    ("nvlm.models.electra.plugin", "nvlm.train.example_source"),
-    ("nvlm.models.electra.plugin", "nvlm.train.run"),
-    ("nvlm.models.electra.plugin", "nvlm.train.shards"),
-    ("nvlm.models.transformer_xl.init", "nvlm.train.restore"),
-    ("nvlm.models.transformer_xl.language_model", "nvlm.train.precision"),
-    ("nvlm.models.transformer_xl.plugin", "nvlm.train.run"),
-    ("nvlm.models.transformer_xl.plugin", "nvlm.train.trainer"),
-}
-ABOVE_MODELS = ("train", "tasks", "convert", "cli", "bench", "launch", "squad", "metrics")
+# The layers, lowest first. A module may import its own top-level package, a lower tier, or
+# (within one tier) a sibling package; never a higher tier (docs/architecture.md).
+TIERS = {
+    "": 0, "errors": 0, "outputs": 0, "report": 0,  # nvlm/__init__.py, errors, atomic files, console
+    "config": 1, "presets": 1, "registry": 1, "resolve": 1,  # configuration, the plugin contract
+    "data": 2, "layers": 2,  # data preparation; Keras layers (neither imports the other)
+    "models": 3,  # networks: no training, tasks, checkpoints or CLI
+    "train": 4, "tasks": 4, "convert": 4, "launch": 4, "dist": 4,  # what runs models
+    "plugins": 5,  # each model's glue to everything below
+    "bench": 6, "cli": 6,  # the commands (bench never imports cli: see the test below)
+    "__main__": 7,
+}  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:
@@ -157,33 +132,52 @@ def test_nothing_outside_the_cli_imports_it():
     assert outside == set()
 
 
-def test_data_needs_no_model_code_and_layers_nothing_above_them():
-    data_up = {
-        (m, t)
-        for m, ts in GRAPH.items()
-        for t in ts
-        if _layer(m) == "data" and _layer(t) in ("models", *ABOVE_MODELS)
-    }
-    assert data_up == set()
-    layers_up = {
-        (m, t)
-        for m, ts in GRAPH.items()
-        for t in ts
-        if _layer(m) == "layers" and _layer(t) not in ("layers", "errors")
-    }
-    assert layers_up == set()
+def test_every_top_level_module_has_a_tier():
+    assert {_layer(m) for m in MODULES} <= set(TIERS)
 
 
-def test_model_code_reaches_up_only_where_it_already_did():
-    upward = {
+def _upward(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {
         (m, t)
-        for m, ts in GRAPH.items()
+        for m, ts in graph.items()
         for t in ts
-        if _layer(m) == "models" and _layer(t) in ABOVE_MODELS
+        if _layer(m) != _layer(t) and TIERS[_layer(t)] > TIERS[_layer(m)]
     }
-    assert upward - KNOWN_UPWARD == set(), "new upward imports from model code"
-    # Entries fixed since: drop them from KNOWN_UPWARD so that they cannot come back.
-    assert KNOWN_UPWARD - upward == set()
+
+
+def _crossing(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Imports from data, layers or models outside what each may use."""
+    allowed = {"models": {"models", "layers", "config", "errors"}, "data": {"data", "errors",
+               "outputs", "report", ""}, "layers": {"layers", "errors"}}  # fmt: skip
+    return {
+        (m, t)
+        for m, ts in graph.items()
+        for t in ts
+        if _layer(m) in allowed and _layer(t) not in allowed[_layer(m)]
+    }
+
+
+def test_layers_depend_downward_only():
+    assert _upward(GRAPH) == set()
+
+
+def test_model_code_needs_nothing_above_it_and_data_no_model_code():
+    assert _crossing(GRAPH) == set()
+
+
+def test_the_checks_see_the_imports_they_forbid():
+    bad = {"nvlm.models.bert.build": {"nvlm.train.trainer", "nvlm.layers.attention"},
+           "nvlm.data.vocab": {"nvlm.models.bert.config"},
+           "nvlm.train.run": {"nvlm.plugins.bert.plugin", "nvlm.models.bert.build"}}  # fmt: skip
+    assert _upward(bad) == {
+        ("nvlm.models.bert.build", "nvlm.train.trainer"),
+        ("nvlm.data.vocab", "nvlm.models.bert.config"),
+        ("nvlm.train.run", "nvlm.plugins.bert.plugin"),
+    }
+    assert _crossing(bad) == {
+        ("nvlm.models.bert.build", "nvlm.train.trainer"),
+        ("nvlm.data.vocab", "nvlm.models.bert.config"),
+    }
 
 
 def test_a_run_and_an_export_made_before_the_change_give_the_same_outputs(tmp_path):

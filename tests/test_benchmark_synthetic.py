@@ -19,10 +19,10 @@ from nvlm.bench.synthetic import (
     word_shares,
 )
 from nvlm.data.atomic import sha256_file
-from nvlm.data.lm_corpus import read_lm_directory
+from nvlm.data.lm.corpus import read_lm_directory
+from nvlm.data.pretraining.shards import read_shards
 from nvlm.data.verify import verify_directory
 from nvlm.errors import UserError
-from nvlm.train.shards import read_shards
 from tests.helpers import invoke
 
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103  # Google's BERT vocab layout

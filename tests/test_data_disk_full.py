@@ -21,10 +21,13 @@ import pytest
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
-from nvlm.data import download_sources, h5_output, http_fetch, wikipedia
-from nvlm.data.download_sources import Artifact
-from nvlm.data.h5_output import H5Output
-from nvlm.data.token_spill import TokenSpill
+from nvlm.data.download import http_fetch
+from nvlm.data.download import sources as download_sources
+from nvlm.data.download.sources import Artifact
+from nvlm.data.pretraining import h5_output
+from nvlm.data.pretraining.h5_output import H5Output
+from nvlm.data.pretraining.token_spill import TokenSpill
+from nvlm.data.wikipedia import extract as wikipedia
 from nvlm.errors import RunFailed
 
 runner = CliRunner()

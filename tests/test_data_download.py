@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
-from nvlm.data import download_sources
-from nvlm.data.download_sources import Artifact
+from nvlm.data.download import sources as download_sources
+from nvlm.data.download.sources import Artifact
 
 runner = CliRunner()
 MEMBERS = (

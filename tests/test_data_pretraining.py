@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
-from nvlm.data.pretraining import prepare_pretraining
-from nvlm.data.pretraining_config import PretrainingConfig
-from nvlm.data.shard_format import PARTIAL_DIR
+from nvlm.data.pretraining.config import PretrainingConfig
+from nvlm.data.pretraining.prepare import prepare_pretraining
+from nvlm.data.pretraining.shard_format import PARTIAL_DIR
 from nvlm.data.vocab import Vocab
 from nvlm.data.vocab_trainer import train_vocab
 
@@ -256,7 +256,7 @@ def test_resume_rebuilds_only_the_missing_shard_identically(demo_corpus, demo_vo
 def test_interrupted_run_leaves_no_partial_shard_and_resumes(
     demo_corpus, demo_vocab, tmp_path, monkeypatch
 ):
-    import nvlm.data.pretraining_worker as worker
+    import nvlm.data.pretraining.worker as worker
 
     real = worker.build_shard
     calls = []

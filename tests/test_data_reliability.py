@@ -22,12 +22,12 @@ import pytest
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
-from nvlm.data import download_sources
 from nvlm.data.demo_corpus import write_demo_corpus
-from nvlm.data.download_sources import Artifact
-from nvlm.data.pretraining import prepare_pretraining
-from nvlm.data.pretraining_config import PretrainingConfig
-from nvlm.data.shard_format import PARTIAL_DIR
+from nvlm.data.download import sources as download_sources
+from nvlm.data.download.sources import Artifact
+from nvlm.data.pretraining.config import PretrainingConfig
+from nvlm.data.pretraining.prepare import prepare_pretraining
+from nvlm.data.pretraining.shard_format import PARTIAL_DIR
 
 runner = CliRunner()
 NVLM = [sys.executable, "-m", "nvlm"]

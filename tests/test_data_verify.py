@@ -1,4 +1,4 @@
-"""`nvlm data verify` and `ShardReader`: corruption is caught and named; batches resume exactly."""
+"""`nvlm data verify` and the shard reader: corruption is caught and named; batches resume exactly."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
-from nvlm.data.pretraining import prepare_pretraining
-from nvlm.data.pretraining_config import PretrainingConfig
-from nvlm.data.shard_reader import ShardReader
+from nvlm.data.examples import ExampleSource
+from nvlm.data.pretraining.config import PretrainingConfig
+from nvlm.data.pretraining.prepare import prepare_pretraining
+from nvlm.data.pretraining.shards import read_shards
 
 runner = CliRunner()
 
@@ -82,22 +83,26 @@ def test_verify_without_manifest_is_a_user_error(tmp_path):
 
 
 def test_reader_batches_cover_rank_shards_and_resume_exactly(made):
-    reader = ShardReader(made)
-    assert reader.seq_len == 64 and reader.model == "bert"
-    batches = list(reader.batches(16, seed=1, epochs=1, drop_remainder=False))
-    assert sum(len(b["input_ids"]) for _, b in batches) == reader.num_instances
-    first = batches[0][1]
-    assert first["input_ids"].dtype == np.int32
-    assert (first["masked_lm_weights"] == (first["masked_lm_positions"] != 0)).all()
-    # Resuming from the position of batch k gives batch k+1 and onward, identically.
+    # The one shard reader: the manifest through read_shards, rows through the training source.
+    shards = read_shards(made)
+    assert shards.seq_len == 64 and shards.model == "bert"
+    keys = ["input_ids", "masked_lm_positions"]
+
+    def source(seed):
+        return ExampleSource(shards.parts(keys), seed=seed, shuffle_buffer=50)
+
+    epoch = source(seed=1).gather(np.arange(shards.examples))
+    # One epoch visits every instance once: the rows are those of the shards, permuted.
+    rows = np.concatenate([part.read(0, len(part))["input_ids"] for part in shards.parts(keys)])
+    assert sorted(map(bytes, epoch["input_ids"])) == sorted(map(bytes, rows))
+    assert epoch["input_ids"].dtype == np.int32
+    # Resuming from the position after batch k gives batch k+1 and onward, identically.
     k = 7
-    resumed = reader.batches(16, seed=1, epochs=1, drop_remainder=False, start=batches[k][0])
-    position, batch = next(resumed)
-    assert position == batches[k + 1][0]
-    assert (batch["input_ids"] == batches[k + 1][1]["input_ids"]).all()
-    # Two ranks read disjoint shards that together are all of them.
-    order0, order1 = (
-        reader.shard_order(0, 1, rank=0, world=2),
-        reader.shard_order(0, 1, rank=1, world=2),
-    )
-    assert sorted(order0 + order1) == [0, 1, 2]
+    stream = source(seed=1).micro_batches(0, 16)
+    batches = [next(stream) for _ in range(k + 2)]
+    batch = next(source(seed=1).micro_batches((k + 1) * 16, 16))
+    assert (batch["input_ids"] == batches[k + 1]["input_ids"]).all()
+    # Two ranks read disjoint halves of a global batch that together are all of it.
+    rank0, rank1 = (next(source(seed=1).micro_batches(0, 8, rank=r, world=2)) for r in (0, 1))
+    both = np.concatenate([rank0["input_ids"], rank1["input_ids"]])
+    assert sorted(map(bytes, both)) == sorted(map(bytes, batches[0]["input_ids"]))

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
-from nvlm.data.wiki_markup import clean_article
+from nvlm.data.wikipedia.markup import clean_article
 
 runner = CliRunner()
 

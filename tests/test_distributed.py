@@ -6,7 +6,7 @@
 - Ctrl-C stops every rank after the same step with a checkpoint, and the run resumes.
 
 Why equal weights are expected: rank r takes every 2nd example of each global micro-batch
-(nvlm.train.example_source), so step k sees the same examples on 1 or 2 processes, and the
+(nvlm.data.examples), so step k sees the same examples on 1 or 2 processes, and the
 averaged gradient equals the single-process one when each rank's loss is normalised like the
 whole batch's. BERT's MLM loss is a mean over the micro-batch's masked tokens, so that holds when
 every example has the same number of masked tokens: the shards are made so (masked_lm_prob 0.5

@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 from nvlm import resolve as resolve_mod
-from nvlm.models.electra.init import init_model_values, load_into
-from nvlm.models.electra.plugin import ElectraPlugin
 from nvlm.models.electra.pretraining_losses import pretraining_losses
 from nvlm.models.electra.replaced_tokens import MASK_REPLACE_PROB
+from nvlm.plugins.electra.init import init_model_values, load_into
+from nvlm.plugins.electra.plugin import ElectraPlugin
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAIR = FIXTURES / "electra_tiny_hf"

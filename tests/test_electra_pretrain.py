@@ -110,8 +110,8 @@ def test_exported_hf_directories_read_back_with_identical_outputs(trained, shard
     assert from_run["disc_acc"] > from_run["disc_baseline_acc"]
     # The discriminator encoder alone (what fine-tuning starts from): identical outputs.
     from nvlm import resolve as resolve_mod
-    from nvlm.models.electra.init import init_model_values, load_into
-    from nvlm.models.electra.plugin import ElectraPlugin
+    from nvlm.plugins.electra.init import init_model_values, load_into
+    from nvlm.plugins.electra.plugin import ElectraPlugin
     from nvlm.train.precision import set_precision
 
     set_precision("fp32")

@@ -146,7 +146,7 @@ def test_simple_head_is_hugging_face_question_answering(pretrained, tmp_path):
 
 def test_layer_decay_follows_the_electra_variable_paths():
     from nvlm import resolve as resolve_mod
-    from nvlm.models.electra.plugin import ElectraPlugin
+    from nvlm.plugins.electra.plugin import ElectraPlugin
     from nvlm.tasks.squad.task import layer_decay_multipliers
 
     cfg = resolve_mod.resolve(

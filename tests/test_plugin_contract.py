@@ -85,7 +85,7 @@ class ToyEncoderPlugin(ModelPlugin):
         return 6.0 * (m.hidden * m.hidden + m.hidden * m.vocab_size)
 
     def data_overrides(self, data: Path):
-        from nvlm.train.shards import read_shards
+        from nvlm.data.pretraining.shards import read_shards
 
         info = read_shards(data, expect_kind="bert")
         return info, {"model.vocab_size": info.vocab_size, "data.seq_len": info.seq_len}
@@ -107,8 +107,8 @@ class ToyEncoderPlugin(ModelPlugin):
     def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
         import tensorflow as tf
 
-        from nvlm.train.example_source import ExampleSource
-        from nvlm.train.shards import read_shards
+        from nvlm.data.examples import ExampleSource
+        from nvlm.data.pretraining.shards import read_shards
         from nvlm.train.trainer import TrainSpec
 
         keys = ("input_ids", "masked_lm_positions", "masked_lm_ids")
@@ -143,7 +143,7 @@ class ToyEncoderPlugin(ModelPlugin):
     def evaluate(self, cfg, model, data: Path, task: str, **_: Any) -> dict[str, Any]:
         import tensorflow as tf
 
-        from nvlm.train.shards import read_shards
+        from nvlm.data.pretraining.shards import read_shards
 
         keys = ("input_ids", "masked_lm_positions", "masked_lm_ids")
         accs = []

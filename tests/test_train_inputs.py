@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from helpers import error_line
 
-from nvlm.data.pretraining import prepare_pretraining
-from nvlm.data.pretraining_config import PretrainingConfig
+from nvlm.data.examples import ArrayPart, ExampleSource
+from nvlm.data.pretraining.config import PretrainingConfig
+from nvlm.data.pretraining.prepare import prepare_pretraining
 from nvlm.errors import UserError
-from nvlm.train.example_source import ArrayPart, ExampleSource
 from tests.helpers import invoke
 
 BATCH = 16  # micro-batch = global batch (1 process, no accumulation): one step per batch
@@ -224,7 +224,7 @@ class _OtherRankFoundFile1Bad:
 
 
 def test_full_verify_over_ranks_names_a_file_another_rank_hashed(shards):
-    from nvlm.train.shards import read_shards
+    from nvlm.data.pretraining.shards import read_shards
 
     data = shards("bert")
     shard = data / "shard-00001.hdf5"

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from nvlm.config import TrainConfig
-from nvlm.train.example_source import ArrayPart, ExampleSource
+from nvlm.data.examples import ArrayPart, ExampleSource
 from nvlm.train.lamb import Lamb
 from nvlm.train.precision import set_precision
 from nvlm.train.schedule import learning_rate

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import error_line
 
-from nvlm.data.lm_stream import LMStreams
-from nvlm.data.lm_vocab import EOS, UNK, LMVocab
+from nvlm.data.lm.stream import LMStreams
+from nvlm.data.lm.vocab import EOS, UNK, LMVocab
 from tests.helpers import invoke
 
 TRAIN = "the cat sat on the mat\n\nthe dog sat\nthe end\n"

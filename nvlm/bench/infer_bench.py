@@ -187,7 +187,7 @@ def measure_point(
 
 
 def _peak(cfg) -> float | None:
-    from nvlm.bench.peak import peak_flops
+    from nvlm.train.peak import peak_flops
 
     try:
         return peak_flops(cfg.train.precision, 1)

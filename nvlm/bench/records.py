@@ -39,7 +39,7 @@ def versions() -> dict[str, str | None]:
 
 
 def machine() -> dict[str, Any]:
-    from nvlm.bench.peak import machine as peak_machine
+    from nvlm.train.peak import machine as peak_machine
 
     m = dict(peak_machine())
     m["host"] = platform.node()

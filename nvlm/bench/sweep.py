@@ -178,7 +178,7 @@ def _figure(record: dict) -> str:
 
 def _measure_peaks(precisions: set[str]) -> None:
     """MFU's denominators, measured now while the machine is idle (cached per machine)."""
-    from nvlm.bench.peak import peak
+    from nvlm.train.peak import peak
 
     for precision in sorted(precisions):
         try:

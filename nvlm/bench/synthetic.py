@@ -6,7 +6,7 @@ plugins' `data_overrides` / `train_spec`) and pass `nvlm data verify`; their man
 `"synthetic": true` and record the generator's parameters, so nobody mistakes them for data.
 Only the words are made up: lengths, padding, masking, segment layout and id frequencies follow
 the real data, with the sources below. Pretraining instances go through nvlm's own instance
-builders and masking (`nvlm.data.bert_instances`, `electra_instances`, `masking`), the code
+builders and masking (`nvlm.data.pretraining.bert_instances`, `electra_instances`, `masking`), the code
 that makes real shards, from made-up documents.
 
 Numbers fitted here (not measured on the real data) are marked as fits or estimates.
@@ -22,19 +22,19 @@ import numpy as np
 
 from nvlm import __version__
 from nvlm.data.atomic import sha256_file
-from nvlm.data.bert_instances import BertInstanceBuilder
-from nvlm.data.electra_instances import ElectraInstanceBuilder
-from nvlm.data.h5_output import H5Output
-from nvlm.data.instance_layout import layout
-from nvlm.data.lm_corpus import FORMAT_VERSION as LM_FORMAT_VERSION
-from nvlm.data.lm_corpus import IDS, KIND_LM, VOCAB_FILE, split_file
-from nvlm.data.lm_vocab import EOS, UNK, LMVocab
+from nvlm.data.lm.corpus import FORMAT_VERSION as LM_FORMAT_VERSION
+from nvlm.data.lm.corpus import IDS, KIND_LM, VOCAB_FILE, split_file
+from nvlm.data.lm.vocab import EOS, UNK, LMVocab
 from nvlm.data.manifest import FORMAT_VERSION, write_manifest
-from nvlm.data.masking import apply_masking
-from nvlm.data.pretraining_config import PretrainingConfig
-from nvlm.data.shard_builder import BATCH, shard_generators
-from nvlm.data.shard_format import KIND_PRETRAINING, VOCAB_COPY, schema, shard_name
-from nvlm.data.shard_writer import ShardWriter
+from nvlm.data.pretraining.bert_instances import BertInstanceBuilder
+from nvlm.data.pretraining.config import PretrainingConfig
+from nvlm.data.pretraining.electra_instances import ElectraInstanceBuilder
+from nvlm.data.pretraining.h5_output import H5Output
+from nvlm.data.pretraining.instance_layout import layout
+from nvlm.data.pretraining.masking import apply_masking
+from nvlm.data.pretraining.shard_builder import BATCH, shard_generators
+from nvlm.data.pretraining.shard_format import KIND_PRETRAINING, VOCAB_COPY, schema, shard_name
+from nvlm.data.pretraining.shard_writer import ShardWriter
 from nvlm.data.special_tokens import CLS, MASK, PAD, SEP
 from nvlm.data.special_tokens import UNK as WORDPIECE_UNK
 from nvlm.data.vocab import Vocab

@@ -219,8 +219,8 @@ def pretraining(
           --out data/bert-128 --shards 8 --workers 4
     """
     from nvlm.data.inputs import expand_inputs
-    from nvlm.data.pretraining import prepare_pretraining
-    from nvlm.data.pretraining_config import PretrainingConfig
+    from nvlm.data.pretraining.config import PretrainingConfig
+    from nvlm.data.pretraining.prepare import prepare_pretraining
     from nvlm.data.progress import PipelineProgress
     from nvlm.outputs import refuse_inputs
 
@@ -291,7 +291,7 @@ def lm(
           --valid wikitext-103/wiki.valid.tokens \
           --test wikitext-103/wiki.test.tokens --out data/wt103
     """
-    from nvlm.data.lm_corpus import build_lm_corpus
+    from nvlm.data.lm.corpus import build_lm_corpus
 
     inputs = {"train": train, "valid": valid, "test": test}
     with sigterm_stops("data lm"):
@@ -407,7 +407,7 @@ def download(
     """
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-    from nvlm.data.download import download_dataset
+    from nvlm.data.download.fetch import download_dataset
 
     # transient: the bars go when done (the table says what came), so an error stays one line.
     with Progress(
@@ -464,7 +464,7 @@ def wikipedia(
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from nvlm.data.wikipedia import extract_wikipedia
+    from nvlm.data.wikipedia.extract import extract_wikipedia
 
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),

@@ -146,7 +146,7 @@ def predict(
             raise UserError("--task features needs exactly one of --text TEXT or --input FILE|-")
         _check_text_arg("--text", text)
         stream = open_input(input) if input is not None else None
-        from nvlm.models.bert.feature_extractor import FeatureExtractor
+        from nvlm.plugins.bert.feature_extractor import FeatureExtractor
 
         fx = FeatureExtractor(init, layer=layer, pooled=pooled)
         if verbose:

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "ShardReader": "nvlm.data.shard_reader",
     "Vocab": "nvlm.data.vocab",
-    "PretrainingConfig": "nvlm.data.pretraining_config",
-    "prepare_pretraining": "nvlm.data.pretraining",
+    "PretrainingConfig": "nvlm.data.pretraining.config",
+    "prepare_pretraining": "nvlm.data.pretraining.prepare",
     "verify_directory": "nvlm.data.verify",
     "train_vocab": "nvlm.data.vocab_trainer",
-    "download_dataset": "nvlm.data.download",
-    "extract_wikipedia": "nvlm.data.wikipedia",
+    "download_dataset": "nvlm.data.download.fetch",
+    "extract_wikipedia": "nvlm.data.wikipedia.extract",
     "write_demo_corpus": "nvlm.data.demo_corpus",
     "demo_documents": "nvlm.data.demo_corpus",
     "read_manifest": "nvlm.data.manifest",
@@ -49,16 +49,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from nvlm.data.demo_corpus import demo_documents, write_demo_corpus
-    from nvlm.data.download import download_dataset
+    from nvlm.data.download.fetch import download_dataset
     from nvlm.data.manifest import read_manifest
-    from nvlm.data.pretraining import prepare_pretraining
-    from nvlm.data.pretraining_config import PretrainingConfig
+    from nvlm.data.pretraining.config import PretrainingConfig
+    from nvlm.data.pretraining.prepare import prepare_pretraining
     from nvlm.data.shard_reader import ShardReader
     from nvlm.data.special_tokens import SPECIAL_TOKENS
     from nvlm.data.verify import verify_directory
     from nvlm.data.vocab import Vocab
     from nvlm.data.vocab_trainer import train_vocab
-    from nvlm.data.wikipedia import extract_wikipedia
+    from nvlm.data.wikipedia.extract import extract_wikipedia
 
 
 def __getattr__(name: str) -> Any:

@@ -10,25 +10,30 @@ import json
 from pathlib import Path
 
 from nvlm.data.atomic import atomic_write_json
-from nvlm.data.shard_format import MANIFEST
+from nvlm.data.pretraining.shard_format import MANIFEST
 from nvlm.errors import UserError
 
 FORMAT_VERSION = 1
 
 
-def read_manifest(directory: Path) -> dict:
+def read_manifest(directory: Path, *, made_by: str = "an `nvlm data` command") -> dict:
+    """The manifest of a data directory: the one reader of manifest.json in nvlm.
+
+    `made_by` names the command that makes such a directory, for the one-line errors.
+    """
     path = directory / MANIFEST
     if not directory.is_dir():
         raise UserError(f"not a directory: {directory}")
     if not path.is_file():
         raise UserError(
             f"{directory} has no {MANIFEST}",
-            hint="point at a directory made by an `nvlm data` command that finished",
+            hint=f"point at a directory made by {made_by} that finished "
+            "(an interrupted one: re-run the same command to finish it)",
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc})") from None
+        raise UserError(f"{path} is not valid JSON ({exc}); re-create it with {made_by}") from None
     if not isinstance(manifest, dict) or "kind" not in manifest:
         raise UserError(f"{path} has no `kind`; it was not written by nvlm")
     return manifest

@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 
 from nvlm.data.atomic import sha256_file
-from nvlm.data.lm_corpus import KIND_LM
-from nvlm.data.lm_verify import verify_lm_directory
+from nvlm.data.lm.corpus import KIND_LM
+from nvlm.data.lm.verify import verify_lm_directory
 from nvlm.data.manifest import read_manifest
-from nvlm.data.shard_format import KIND_PRETRAINING, schema
+from nvlm.data.pretraining.shard_format import KIND_PRETRAINING, schema
 from nvlm.errors import UserError
 
 _BLOCK_ROWS = 65536

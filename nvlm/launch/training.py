@@ -194,7 +194,7 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         return Outcome(None, "dry-run")
 
     # MFU's denominator, measured now while the machine is idle (the ranks share it once they
-    # run); rank 0 reads it from the cache (nvlm.bench.peak).
+    # run); rank 0 reads it from the cache (nvlm.train.peak).
     _measure_peak(cfg.train.precision)
     # What rank 0 would do first, done once here: the run-directory policy, then the config
     # every child reads. This process holds RUN's lock until every rank has ended.
@@ -266,7 +266,7 @@ def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int | None = None) -> dic
 
 
 def _measure_peak(precision: str) -> None:
-    from nvlm.bench.peak import peak
+    from nvlm.train.peak import peak
 
     try:
         peak(precision)

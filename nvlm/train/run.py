@@ -28,7 +28,7 @@ from nvlm.train.trainer import Trainer, TrainResult
 def peak_flops(cfg) -> float | None:
     """Dense peak FLOP/s of the devices this run uses, as measured on this machine
     (`nvlm benchmark peak`, cached): never a nominal figure, so an MFU stays <= 100%."""
-    from nvlm.bench.peak import peak_flops as measured
+    from nvlm.train.peak import peak_flops as measured
 
     try:
         return measured(cfg.train.precision, cfg.train.gpus)

@@ -16,7 +16,6 @@ _EXPORTS = {
     "ElectraQuestionAnswerer": "electra_question_answerer",
     "DiscriminatorHead": "discriminator_head",
     "JointSpanHead": "joint_span_head",
-    "JointSquad": "joint_squad",
     "flops_per_token": "flops",
     "pretraining_losses": "pretraining_losses",
 }

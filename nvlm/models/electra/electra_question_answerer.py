@@ -26,7 +26,7 @@ class ElectraQuestionAnswerer(keras.Model):
 
     Called with the backbone inputs it returns the beam (see `JointSpanHead.predict_spans`);
     `train_logits(batch, training)` returns the teacher-forced logits the loss needs (the
-    batch carries `start_positions`). `nvlm.models.electra.joint_squad.JointSquad` holds the
+    batch carries `start_positions`). `nvlm.plugins.electra.joint_squad.JointSquad` holds the
     loss and the decoding into answers.
 
     Args:

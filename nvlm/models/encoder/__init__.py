@@ -1,3 +1,3 @@
-"""The Transformer encoder BERT and ELECTRA share: its backbone (embeddings + blocks), the
-plugin base of encoder models (SQuAD, pretraining spec, evaluation), shard evaluation, and the
-vocabulary padding rule. Neither model's package imports the other's for these."""
+"""The Transformer encoder BERT and ELECTRA share: its backbone (embeddings + blocks), shard
+evaluation, and the vocabulary padding rule (the plugin base they share is in
+nvlm.plugins.encoder). Neither model's package imports the other's for these."""

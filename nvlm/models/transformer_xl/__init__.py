@@ -13,8 +13,6 @@ _EXPORTS = {
     "TransformerXLConfig": "config",
     "TransformerXL": "transformer_xl",
     "SegmentMemory": "segment_memory",
-    "LanguageModel": "language_model",
-    "TransformerXLPlugin": "plugin",
     "evaluate_stream": "evaluation",
     "flops_per_token": "flops",
 }

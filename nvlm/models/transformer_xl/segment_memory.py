@@ -1,7 +1,7 @@
 """Training memories of Transformer-XL as checkpointed state.
 
 One tf.Variable `[global_batch, n_layer, mem_len, d_model]` (compute dtype) indexed by GLOBAL
-row (the stream a row continues, nvlm.data.lm_stream): a micro-batch gathers its rows before
+row (the stream a row continues, nvlm.data.lm.stream): a micro-batch gathers its rows before
 the forward pass and scatters the next memory back after it, inside the training step (XLA has
 kernels for both). Because the variable is part of `TrainSpec.extra_state`, a checkpoint holds
 the memories and a resumed run continues every stream with the exact hidden states it had.

@@ -147,7 +147,7 @@ def train_spec(plugin, cfg, model, train_json: Path, run: Path, init: str, world
 def spec_from_arrays(plugin, cfg, model, arrays: dict, world):
     """The fine-tuning `TrainSpec` of featurized examples (name -> [examples, ...] arrays):
     SQuAD features, or synthetic ones of their shape (`nvlm benchmark train --task squad`)."""
-    from nvlm.train.example_source import ArrayPart, ExampleSource
+    from nvlm.data.examples import ArrayPart, ExampleSource
     from nvlm.train.trainer import TrainSpec, sequence_flops
 
     head = squad_head(plugin, cfg)

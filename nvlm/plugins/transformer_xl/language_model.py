@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from nvlm.data.lm_vocab import LMVocab
+from nvlm.data.lm.vocab import LMVocab
 from nvlm.errors import UserError
 from nvlm.models.transformer_xl.evaluation import segment_log_probs
-from nvlm.models.transformer_xl.init import load_into, source_config, source_vocab
+from nvlm.plugins.transformer_xl.init import load_into, source_config, source_vocab
 
 # X1's evaluation settings (scripts/run_wt103_base.sh eval), for runs made without a preset.
 X1_EVAL = ("data.seq_len=64", "model.mem_len=640", "model.clamp_len=400", "model.same_length=true")

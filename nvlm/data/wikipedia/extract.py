@@ -19,8 +19,8 @@ from pathlib import Path
 from nvlm import __version__
 from nvlm.data.atomic import atomic_write_json
 from nvlm.data.sentences import split_sentences, supported_languages
-from nvlm.data.wiki_dump import Page, iter_pages
-from nvlm.data.wiki_markup import clean_article, is_skipped
+from nvlm.data.wikipedia.dump import Page, iter_pages
+from nvlm.data.wikipedia.markup import clean_article, is_skipped
 from nvlm.data.worker_lifetime import die_with_parent
 from nvlm.errors import UserError
 from nvlm.outputs import check_writable_dir, disk_full, is_disk_full, refuse_inputs

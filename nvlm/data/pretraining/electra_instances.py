@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from nvlm.data.tokenized_shard import TokenizedShard
+from nvlm.data.pretraining.tokenized_shard import TokenizedShard
 
 _SINGLE_SEGMENT_PROB = 0.1  # build_pretraining_dataset.py: "small chance to only have one segment"
 _MIN_TARGET = 5

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nvlm.data.bert_instances import BertInstanceBuilder
-from nvlm.data.electra_instances import ElectraInstanceBuilder
-from nvlm.data.instance_layout import layout
-from nvlm.data.masking import apply_masking
-from nvlm.data.pretraining_config import PretrainingConfig
-from nvlm.data.shard_format import schema, shard_name
-from nvlm.data.shard_writer import ShardWriter
-from nvlm.data.tokenized_shard import TokenizedShard
+from nvlm.data.pretraining.bert_instances import BertInstanceBuilder
+from nvlm.data.pretraining.config import PretrainingConfig
+from nvlm.data.pretraining.electra_instances import ElectraInstanceBuilder
+from nvlm.data.pretraining.instance_layout import layout
+from nvlm.data.pretraining.masking import apply_masking
+from nvlm.data.pretraining.shard_format import schema, shard_name
+from nvlm.data.pretraining.shard_writer import ShardWriter
+from nvlm.data.pretraining.tokenized_shard import TokenizedShard
 from nvlm.data.vocab import Vocab
 
 BATCH = 4096  # instances laid out, masked and written together

@@ -22,9 +22,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from nvlm.data import download_sources
-from nvlm.data.download_sources import Artifact, wikipedia_urls
-from nvlm.data.http_fetch import Unreachable, fetch
+from nvlm.data.download import sources as download_sources
+from nvlm.data.download.http_fetch import Unreachable, fetch
+from nvlm.data.download.sources import Artifact, wikipedia_urls
 from nvlm.errors import RunFailed, UserError
 from nvlm.outputs import atomic_path, check_writable_dir, is_disk_full
 

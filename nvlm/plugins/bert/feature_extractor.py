@@ -33,12 +33,12 @@ class FeatureExtractor:
 
         from nvlm import resolve as resolve_mod
         from nvlm.data.vocab import Vocab
-        from nvlm.models.bert.init import init_model_values, load_into, source_text_settings
+        from nvlm.plugins.bert.init import init_model_values, load_into, source_text_settings
         from nvlm.train.precision import set_precision
 
         set_precision("fp32")
         cfg = resolve_mod.resolve("bert", "features", flags=init_model_values(src)).config
-        from nvlm.models.bert.plugin import BertPlugin
+        from nvlm.plugins.bert.plugin import BertPlugin
 
         self.model = BertPlugin().build(cfg, "features")
         load_into(self.model, cfg, src, "features")

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from nvlm.data.atomic import atomic_write_json
-from nvlm.data.pretraining_config import PretrainingConfig
+from nvlm.data.pretraining.config import PretrainingConfig
+from nvlm.data.pretraining.shard_builder import build_shard
+from nvlm.data.pretraining.shard_format import shard_name
+from nvlm.data.pretraining.token_spill import TokenSpill
+from nvlm.data.pretraining.tokenized_shard import TokenizedShard
 from nvlm.data.sentences import split_document
-from nvlm.data.shard_builder import build_shard
-from nvlm.data.shard_format import shard_name
 from nvlm.data.text_reader import iter_documents
-from nvlm.data.token_spill import TokenSpill
-from nvlm.data.tokenized_shard import TokenizedShard
 from nvlm.data.vocab import Vocab
 from nvlm.data.worker_lifetime import die_with_parent
 from nvlm.errors import RunFailed, UserError

@@ -76,7 +76,7 @@ class EncoderPlugin(ModelPlugin):
 
 def _real_lengths(data: Path):
     """Real (unpadded) lengths of a sample of the shards' sequences, for MFU."""
-    from nvlm.train.shards import read_shards
+    from nvlm.data.pretraining.shards import read_shards
 
     part = read_shards(data).parts(("input_mask",))[0]
     rows = part.read(0, min(len(part), SAMPLE_ROWS))["input_mask"]

@@ -54,7 +54,7 @@ def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tup
     from nvlm.convert import detect_source, load_checkpoint, model_for, read_checkpoint
     from nvlm.convert.bert_weights import MLM, NSP, SQUAD
     from nvlm.convert.staging import require_empty, write_run_dir
-    from nvlm.models.bert.init import ARCHITECTURE, source_text_settings
+    from nvlm.plugins.bert.init import ARCHITECTURE, source_text_settings
     from nvlm.train.precision import set_precision
 
     if detect_source(src) == "nvlm":

@@ -31,16 +31,16 @@ from nvlm import __version__
 from nvlm.data.atomic import atomic_write_json, sha256_file
 from nvlm.data.inputs import scan_inputs
 from nvlm.data.manifest import FORMAT_VERSION, identity_difference, write_manifest
-from nvlm.data.pretraining_config import AUTO_SHARD_BYTES, PretrainingConfig
-from nvlm.data.pretraining_worker import WorkerJob, record_path, run_worker, worker_main
-from nvlm.data.progress import PipelineProgress
-from nvlm.data.shard_format import (
+from nvlm.data.pretraining.config import AUTO_SHARD_BYTES, PretrainingConfig
+from nvlm.data.pretraining.shard_format import (
     KIND_PRETRAINING,
     MANIFEST,
     PARTIAL_DIR,
     VOCAB_COPY,
     schema,
 )
+from nvlm.data.pretraining.worker import WorkerJob, record_path, run_worker, worker_main
+from nvlm.data.progress import PipelineProgress
 from nvlm.data.special_tokens import SPECIAL_TOKENS
 from nvlm.data.vocab import Vocab
 from nvlm.errors import RunFailed, UserError

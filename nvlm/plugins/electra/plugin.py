@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nvlm.data.pretraining.shards import ShardInfo, read_shards
 from nvlm.errors import UserError
 from nvlm.models.electra.config import SIZES, ElectraConfig
-from nvlm.models.encoder.plugin import EncoderPlugin
-from nvlm.train.shards import ShardInfo, read_shards
+from nvlm.plugins.encoder.plugin import EncoderPlugin
 
 SHARD_KEYS = ("input_ids", "input_mask", "segment_ids")
 # Metrics of a pretraining step (see pretraining_losses), with units.
@@ -53,7 +53,7 @@ class ElectraPlugin(EncoderPlugin):
         )
 
     def text_settings(self, src: str):
-        from nvlm.models.electra.init import source_text_settings
+        from nvlm.plugins.electra.init import source_text_settings
 
         return source_text_settings(src)
 
@@ -62,7 +62,7 @@ class ElectraPlugin(EncoderPlugin):
         """The joint head's loss and decoder, or None for the simple head (BERT's)."""
         if cfg.model.qa_head != "joint":
             return None
-        from nvlm.models.electra.joint_squad import JointSquad
+        from nvlm.plugins.electra.joint_squad import JointSquad
 
         return JointSquad(cfg)
 
@@ -73,8 +73,8 @@ class ElectraPlugin(EncoderPlugin):
     def data_overrides(self, data: Path) -> tuple[ShardInfo, dict[str, Any]]:
         """What the shards fix: vocab size (padded to 8, as NVIDIA's recipe), seq len, and the
         ids of [MASK] / [CLS] / [SEP] in their vocab."""
-        from nvlm.models.electra.init import special_ids
         from nvlm.models.encoder.config import pad_vocab
+        from nvlm.plugins.electra.init import special_ids
 
         info = read_shards(data, expect_kind=self.shard_kind)
         info.check()  # every shard against the manifest, before a run directory exists
@@ -109,7 +109,7 @@ class ElectraPlugin(EncoderPlugin):
     def pretrain_batches(self, cfg, data: Path, world):
         import tensorflow as tf
 
-        from nvlm.train.example_source import ExampleSource
+        from nvlm.data.examples import ExampleSource
 
         _, parts = self._parts(data, cfg.data.verify, world)
         src = ExampleSource(parts, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
@@ -140,7 +140,7 @@ class ElectraPlugin(EncoderPlugin):
         """After a complete pretraining run: RUN/hf/discriminator and RUN/hf/generator."""
         if task != "pretrain":
             return []
-        from nvlm.models.electra.interchange import export_run_model
+        from nvlm.plugins.electra.interchange import export_run_model
 
         out = []
         for part in ("discriminator", "generator"):
@@ -158,7 +158,7 @@ class ElectraPlugin(EncoderPlugin):
 
     # -- checkpoints ---------------------------------------------------------------------
     def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None):
-        from nvlm.models.electra import interchange
+        from nvlm.plugins.electra import interchange
 
         if to == "hf":
             return interchange.to_hf(src, dst, part=part, overwrite=overwrite)
@@ -167,11 +167,11 @@ class ElectraPlugin(EncoderPlugin):
         return interchange.to_nvlm(src, dst, overwrite=overwrite)
 
     def init_model_values(self, src: str) -> dict[str, Any]:
-        from nvlm.models.electra.init import init_model_values
+        from nvlm.plugins.electra.init import init_model_values
 
         return init_model_values(src)
 
     def load_init(self, model, cfg, src: str, task: str) -> list[str]:
-        from nvlm.models.electra.init import load_into
+        from nvlm.plugins.electra.init import load_into
 
         return load_into(model, cfg, src, task)

@@ -55,7 +55,7 @@ class TransformerXLPlugin(ModelPlugin):
 
     def text_settings(self, src: str):
         """(vocab.txt path, lowercase) of a checkpoint source (words keep their case)."""
-        from nvlm.models.transformer_xl.init import source_vocab
+        from nvlm.plugins.transformer_xl.init import source_vocab
 
         return source_vocab(src), False
 
@@ -63,7 +63,7 @@ class TransformerXLPlugin(ModelPlugin):
     def data_overrides(self, data: Path):
         """What an `nvlm data lm` directory fixes: the vocabulary size (any batch/length). The
         training split is checked against the manifest here, before a run directory exists."""
-        from nvlm.data.lm_corpus import read_lm_directory
+        from nvlm.data.lm.corpus import read_lm_directory
 
         lm = read_lm_directory(Path(data))
         lm.check(("train",))
@@ -72,7 +72,7 @@ class TransformerXLPlugin(ModelPlugin):
     def check_vocab(self, lm, init: str) -> None:
         """The corpus must be tokenized with the vocabulary of the checkpoint."""
         from nvlm.data.atomic import sha256_file
-        from nvlm.models.transformer_xl.init import source_vocab
+        from nvlm.plugins.transformer_xl.init import source_vocab
 
         vocab = source_vocab(init)
         if sha256_file(vocab) != lm.vocab_sha256:
@@ -88,8 +88,8 @@ class TransformerXLPlugin(ModelPlugin):
 
     # -- training --------------------------------------------------------------------------
     def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
-        from nvlm.data.lm_corpus import read_lm_directory
-        from nvlm.data.lm_stream import LMStreams
+        from nvlm.data.lm.corpus import read_lm_directory
+        from nvlm.data.lm.stream import LMStreams
         from nvlm.models.transformer_xl.segment_memory import SegmentMemory
         from nvlm.train.trainer import TrainSpec
 
@@ -149,7 +149,7 @@ class TransformerXLPlugin(ModelPlugin):
 
     def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
         """Copy the vocabulary next to the run so that it is a self-contained --init source."""
-        from nvlm.data.lm_corpus import read_lm_directory
+        from nvlm.data.lm.corpus import read_lm_directory
         from nvlm.train.run import copy_file
 
         copy_file(read_lm_directory(Path(data)).vocab_path, Path(run) / "vocab.txt")
@@ -159,10 +159,10 @@ class TransformerXLPlugin(ModelPlugin):
                  split: str = "test", progress=None, **_: Any) -> dict[str, Any]:  # fmt: skip
         """Loss, perplexity, bits per token/character, tok/s and latency over a split of an
         `nvlm data lm` directory or over a text file (tokenized with the run's vocab)."""
-        from nvlm.data.lm_corpus import is_lm_directory, read_lines, read_lm_directory
-        from nvlm.data.lm_vocab import LMVocab
+        from nvlm.data.lm.corpus import is_lm_directory, read_lines, read_lm_directory
+        from nvlm.data.lm.vocab import LMVocab
         from nvlm.models.transformer_xl.evaluation import evaluate_stream
-        from nvlm.models.transformer_xl.init import source_vocab
+        from nvlm.plugins.transformer_xl.init import source_vocab
 
         if task != "lm":
             raise UserError(f"Transformer-XL evaluates task lm, not {task!r}")
@@ -209,25 +209,25 @@ class TransformerXLPlugin(ModelPlugin):
     def run_eval(self, task: str, *, init: str, data: Path, split: str | None = None,
                  preset: str | None = None, sets=(), flags=None) -> dict[str, Any]:  # fmt: skip
         """`nvlm eval`: resolve the preset's eval stage for `init`, then `evaluate`."""
-        from nvlm.models.transformer_xl.language_model import LanguageModel
+        from nvlm.plugins.transformer_xl.language_model import LanguageModel
 
         lm = LanguageModel.load(self, init, preset=preset, sets=sets, flags=flags)
         return self.evaluate(lm.cfg, lm.model, data, task, init=init, split=split or "test")
 
     def language_model(self, init: str, *, preset=None, sets=(), flags=None):
         """A loaded `LanguageModel` for `nvlm predict` (next words, generation, scoring)."""
-        from nvlm.models.transformer_xl.language_model import LanguageModel
+        from nvlm.plugins.transformer_xl.language_model import LanguageModel
 
         return LanguageModel.load(self, init, preset=preset, sets=sets, flags=flags)
 
     # -- checkpoints ---------------------------------------------------------------------
     def init_model_values(self, src: str) -> dict[str, Any]:
-        from nvlm.models.transformer_xl.init import init_model_values
+        from nvlm.plugins.transformer_xl.init import init_model_values
 
         return init_model_values(src)
 
     def load_init(self, model, cfg, src: str, task: str) -> list[str]:
-        from nvlm.models.transformer_xl.init import load_into
+        from nvlm.plugins.transformer_xl.init import load_into
 
         return load_into(model, src)
 

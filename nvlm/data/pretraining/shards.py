@@ -8,14 +8,15 @@ and `ShardInfo.parts()` gives the training input parts that check each block of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nvlm.data import integrity
-from nvlm.data.shard_format import schema
+from nvlm.data.examples import Hdf5Part
+from nvlm.data.manifest import read_manifest
+from nvlm.data.pretraining.shard_format import VOCAB_COPY, schema
 from nvlm.errors import UserError
 
 
@@ -54,8 +55,6 @@ class ShardInfo:
 
     def parts(self, keys) -> list:
         """The shards as training input parts (row counts from the manifest, rows checked)."""
-        from nvlm.train.example_source import Hdf5Part
-
         return [
             Hdf5Part(p, keys, rows=int(r["instances"]), bounds=self.bounds)
             for p, r in zip(self.shard_paths, self.records, strict=True)
@@ -69,19 +68,7 @@ def read_shards(directory: str | Path, *, expect_kind: str | None = None) -> Sha
             f"shard directory {directory} does not exist "
             "(make one with: nvlm data pretraining --input ... --vocab vocab.txt --out DIR)"
         )
-    path = directory / "manifest.json"
-    if not path.exists():
-        raise UserError(
-            f"{directory} has no manifest.json: not a directory made by nvlm data pretraining "
-            "(or it was interrupted: re-run that command to finish it)"
-        )
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); "
-            "re-create it with nvlm data pretraining"
-        ) from exc
+    m = read_manifest(directory, made_by="nvlm data pretraining")
     params = m.get("parameters", {})
     model = str(m.get("model") or params.get("model") or "")
     if expect_kind and model and model != expect_kind:
@@ -103,7 +90,7 @@ def read_shards(directory: str | Path, *, expect_kind: str | None = None) -> Sha
             "(re-run nvlm data pretraining with the same arguments to re-create them)"
         )
     vocab_path = vocab.get("path")
-    local_vocab = directory / "vocab.txt"
+    local_vocab = directory / VOCAB_COPY
     return ShardInfo(
         directory=directory,
         model=model or (expect_kind or ""),

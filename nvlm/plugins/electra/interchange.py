@@ -23,7 +23,7 @@ def task_of_stage(stage: str) -> str:
 def load_run_model(src: str | Path):
     """(config, model) of an nvlm ELECTRA run or checkpoint, weights restored, in float32."""
     from nvlm.models.electra.build import build
-    from nvlm.models.electra.init import _run_config
+    from nvlm.plugins.electra.init import _run_config
     from nvlm.train.precision import set_precision
     from nvlm.train.restore import restore_model
 
@@ -37,7 +37,7 @@ def load_run_model(src: str | Path):
 def export_run_model(model, cfg, run: Path, dst: Path, part: str, overwrite: bool = True):
     """Write `part` of a built model as an HF directory with the run's vocab and casing."""
     from nvlm.convert.electra_hf import export_part, write_hf_dir
-    from nvlm.models.electra.init import source_text_settings
+    from nvlm.plugins.electra.init import source_text_settings
 
     tensors, config, warnings = export_part(model, cfg.model, part)
     vocab, lowercase = source_text_settings(run) if (run / "config.yaml").exists() else (None, None)
@@ -47,7 +47,7 @@ def export_run_model(model, cfg, run: Path, dst: Path, part: str, overwrite: boo
 
 def to_hf(src, dst, *, part: str | None = None, overwrite: bool = False):
     from nvlm.convert.staging import require_empty
-    from nvlm.models.electra.init import NVLM, source_kind
+    from nvlm.plugins.electra.init import NVLM, source_kind
     from nvlm.train.restore import run_dir_of
 
     if part is not None and part not in PARTS:
@@ -86,7 +86,7 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
 
     from nvlm.convert.staging import require_empty, write_run_dir
     from nvlm.models.electra.build import build
-    from nvlm.models.electra.init import (
+    from nvlm.plugins.electra.init import (
         NVLM,
         PAIR,
         init_model_values,

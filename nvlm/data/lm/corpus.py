@@ -1,13 +1,13 @@
 """`nvlm data lm`: a word-level language-modelling corpus as token-id streams.
 
     build_lm_corpus({"train": a, "valid": b, "test": c}, out)  ->  out/
-        vocab.txt        one token per line, most frequent first (see nvlm.data.lm_vocab)
+        vocab.txt        one token per line, most frequent first (see nvlm.data.lm.vocab)
         train.hdf5       dataset `ids`: int32 [tokens], the split as ONE contiguous stream
         valid.hdf5, test.hdf5
         manifest.json    kind "lm": vocab size/sha256, counts, sha256 per file (written last)
 
 The streams do not depend on the batch size, the sequence length or the number of GPUs: the
-training input (nvlm.data.lm_stream) cuts them into per-row streams at run time, as the
+training input (nvlm.data.lm.stream) cuts them into per-row streams at run time, as the
 Transformer-XL reference does. Every input is checked before anything is written; the files are
 made in `out/.nvlm-partial/` and moved into place when all are complete, the manifest last, so
 a reader never sees half a directory and an error leaves none behind.
@@ -27,10 +27,10 @@ import numpy as np
 
 from nvlm.data import integrity
 from nvlm.data.atomic import atomic_write_text, sha256_file
-from nvlm.data.h5_output import H5Output
-from nvlm.data.lm_vocab import LMVocab, count_words
+from nvlm.data.lm.vocab import LMVocab, count_words
 from nvlm.data.manifest import read_manifest, write_manifest
-from nvlm.data.shard_format import MANIFEST, PARTIAL_DIR
+from nvlm.data.pretraining.h5_output import H5Output
+from nvlm.data.pretraining.shard_format import MANIFEST, PARTIAL_DIR
 from nvlm.errors import UserError
 from nvlm.outputs import check_writable_dir, refuse_inputs
 

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 
 from nvlm.data.atomic import sha256_file
-from nvlm.data.lm_corpus import IDS, SPLITS, split_file
-from nvlm.data.lm_vocab import LMVocab
+from nvlm.data.lm.corpus import IDS, SPLITS, split_file
+from nvlm.data.lm.vocab import LMVocab
 from nvlm.errors import UserError
 
 _BLOCK = 1 << 20

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvlm.data.h5_output import H5Output
+from nvlm.data.pretraining.h5_output import H5Output
 
 # Rows per HDF5 chunk: a reader pulling a few hundred rows touches one or two chunks, and the
 # per-chunk overhead stays small for shards of millions of rows.

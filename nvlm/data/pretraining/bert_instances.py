@@ -22,8 +22,8 @@ from __future__ import annotations
 import random
 from bisect import bisect_left
 
-from nvlm.data.shard_format import IS_NEXT, IS_RANDOM
-from nvlm.data.tokenized_shard import TokenizedShard
+from nvlm.data.pretraining.shard_format import IS_NEXT, IS_RANDOM
+from nvlm.data.pretraining.tokenized_shard import TokenizedShard
 
 
 class BertInstanceBuilder:

@@ -10,13 +10,13 @@ from typing import Any, ClassVar
 
 import tensorflow as tf
 
+from nvlm.data.examples import ExampleSource, Hdf5Part
+from nvlm.data.pretraining.shards import ShardInfo, read_shards
 from nvlm.data.vocab import write_tokenizer_config
 from nvlm.errors import UserError
 from nvlm.models.bert.config import SIZES, BertConfig
 from nvlm.models.bert.flops import flops_per_token
-from nvlm.models.encoder.plugin import EncoderPlugin
-from nvlm.train.example_source import ExampleSource, Hdf5Part
-from nvlm.train.shards import ShardInfo, read_shards
+from nvlm.plugins.encoder.plugin import EncoderPlugin
 
 PRETRAIN_KEYS = (
     "input_ids",
@@ -53,7 +53,7 @@ class BertPlugin(EncoderPlugin):
 
     def text_settings(self, src: str):
         """(vocab.txt path, lowercase) of a checkpoint source."""
-        from nvlm.models.bert.init import source_text_settings
+        from nvlm.plugins.bert.init import source_text_settings
 
         return source_text_settings(src)
 
@@ -175,19 +175,19 @@ class BertPlugin(EncoderPlugin):
 
     # -- checkpoints ---------------------------------------------------------------------
     def convert(self, src, dst, *, to: str, overwrite: bool = False):
-        from nvlm.models.bert import interchange
+        from nvlm.plugins.bert import interchange
 
         fn = interchange.to_hf if to == "hf" else interchange.to_nvlm
         return fn(src, dst, overwrite=overwrite)
 
     def init_model_values(self, src: str) -> dict[str, Any]:
         """The architecture `--init SRC` fixes, as dotted config keys."""
-        from nvlm.models.bert.init import init_model_values
+        from nvlm.plugins.bert.init import init_model_values
 
         return init_model_values(src)
 
     def load_init(self, model, cfg, src: str, task: str) -> list[str]:
         """Load weights from `--init SRC` into `model`; return warnings (e.g. absent heads)."""
-        from nvlm.models.bert.init import load_into
+        from nvlm.plugins.bert.init import load_into
 
         return load_into(model, cfg, src, task)

@@ -1,0 +1,1 @@
+"""Dataset downloads with checksums (SQuAD, WikiText, Wikipedia), offline copies."""

@@ -1,0 +1,1 @@
+"""Language-model data: Transformer-XL token streams, their vocab and verification."""

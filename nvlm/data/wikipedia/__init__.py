@@ -1,0 +1,1 @@
+"""Wikipedia: dump reading, markup removal, text extraction."""

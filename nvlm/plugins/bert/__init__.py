@@ -1,0 +1,1 @@
+"""BERT's plugin: pretraining (MLM+NSP), SQuAD, --init sources, HF export, features."""

@@ -1,0 +1,1 @@
+"""ELECTRA's plugin: replaced-token-detection pretraining, SQuAD (joint beam head), --init sources, HF export."""
