@@ -169,7 +169,7 @@ def peak_line(precisions) -> str:
     """Look up (or measure, when this machine has none cached) the dense matmul peak of each
     precision, and say which figures every MFU below divides by. Call it once the machine is
     quiet: a peak measured under someone else's load is too low and inflates every MFU."""
-    from nvlm.bench import peak as peak_mod
+    from nvlm.train import peak as peak_mod
 
     parts = []
     for precision in dict.fromkeys(precisions):
@@ -189,7 +189,7 @@ def peak_line(precisions) -> str:
 
 def mfu(per_s: float, flops_per_item: float, precision: str) -> float:
     """Model FLOPs utilisation against this machine's measured peak (`peak_line` first)."""
-    from nvlm.bench import peak as peak_mod
+    from nvlm.train import peak as peak_mod
 
     found = _PEAKS.get(precision) or _PEAKS.setdefault(precision, peak_mod.peak(precision))
     return per_s * flops_per_item / (found.tflops * 1e12)

@@ -13,7 +13,7 @@ the layers and says so in its notes. The resolved config is written to RUN/confi
 process reads only that file.
 
     res = nvlm.resolve.resolve("bert", "pretrain_phase1", preset="dgx1-16g-amp")
-    write(res.config, run_dir)          # later: load(run_dir / "config.yaml")
+    write(res.config, run_dir)          # later: load(run_dir / CONFIG)
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ from typing import Any, Literal, NamedTuple, Union, get_args, get_origin, get_ty
 
 import yaml
 
+from nvlm import outputs
 from nvlm.errors import UserError
 from nvlm.registry import section_key
+from nvlm.run_dir import CONFIG
 
 
 def _f(default: Any, **bounds: float) -> Any:
@@ -325,23 +327,8 @@ def parse_sets(sets: Iterable[str]) -> dict[str, Any]:
 
 
 def read_yaml(path: Path, what: str) -> Mapping[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:  # not found, a directory, no permission
-        raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        at_line = exc.object[: exc.start].count(b"\n") + 1
-        raise UserError(
-            f"{what} {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at line "
-            f"{at_line})",
-            hint="save it as UTF-8",
-        ) from None
-    try:
-        tree = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{what} {path} is not valid YAML{line}") from None
+    """A config or preset file: a mapping of config keys, or one `UserError`."""
+    tree = outputs.read_yaml(path, what)
     if tree is None:
         return {}
     if not isinstance(tree, Mapping):
@@ -450,7 +437,7 @@ def write(cfg: RunConfig, run_dir: str | Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     from nvlm.outputs import write_text
 
-    target = run_dir / "config.yaml"
+    target = run_dir / CONFIG
     write_text(target, dump(cfg))
     return target
 
@@ -459,5 +446,5 @@ def load(path: str | Path) -> RunConfig:
     """Read a config.yaml written by `write` (or a run directory holding one)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "config.yaml"
+        path = path / CONFIG
     return from_dict(read_yaml(path, "run config"), str(path))

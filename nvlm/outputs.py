@@ -1,4 +1,4 @@
-"""Where nvlm may write, and how: the one owner of output paths.
+"""Where nvlm may write, and how; how it reads the files it is given: the one owner of file I/O.
 
 Rules every command follows (docs/reliability.md):
 - an output never is, or contains, one of the command's inputs (`nvlm data vocab --input c.txt
@@ -7,13 +7,17 @@ Rules every command follows (docs/reliability.md):
   clobber, say why);
 - a file is written under a temporary name in its directory and renamed when complete, so a
   reader, or a rerun, sees it whole or not at all; a failed write leaves nothing behind;
-- a full disk is one line naming the path and the space it needed, exit 1.
+- a full disk is one line naming the path and the space it needed, exit 1;
+- a file nvlm reads (a config, a manifest, a SQuAD set, a checkpoint's config.json) that is
+  missing, unreadable, not UTF-8 or not valid JSON/YAML is one line naming it, where (line,
+  column) and the fix, exit 2 (`read_json`, `read_yaml`).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -151,6 +155,82 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike[str], obj: object) -> None:
+    """`obj` as indented JSON with a final newline, written whole (`write_bytes`)."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def _label(path: str | os.PathLike[str], what: str) -> str:
+    return f"{what} {path}" if what else str(path)
+
+
+def read_bytes(path: str | os.PathLike[str], what: str = "", *, fix: str | None = None) -> bytes:
+    """The bytes of a file nvlm was given; a missing or unreadable one is one `UserError`."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:  # not found, a directory, no permission
+        raise UserError(f"cannot read {_label(path, what)}: {exc.strerror}", hint=fix) from None
+
+
+def decode_text(data: bytes, path: str | os.PathLike[str], what: str = "") -> str:
+    """UTF-8 text, or one `UserError` naming the first bad byte and its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at_line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{_label(path, what)} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line "
+            f"{at_line})",
+            hint="save it as UTF-8",
+        ) from None
+
+
+def parse_json(
+    data: bytes, path: str | os.PathLike[str], what: str = "", *, fix: str | None = None
+) -> object:
+    """JSON from the bytes of `path`, or one `UserError` with the line and column."""
+    text = decode_text(data, path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{_label(path, what)}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}",
+            hint=fix,
+        ) from None
+
+
+def read_json(
+    path: str | os.PathLike[str],
+    what: str = "",
+    *,
+    fix: str | None = None,
+    object_only: bool = True,
+) -> object:
+    """A JSON file nvlm was given (`what` names it: "config file", "null odds file").
+
+    `object_only` refuses anything but a JSON object in one line, as every nvlm file format
+    is one. `fix` is appended to the messages, e.g. "re-create it with nvlm data pretraining".
+    """
+    value = parse_json(read_bytes(path, what, fix=fix), path, what, fix=fix)
+    if object_only and not isinstance(value, dict):
+        raise UserError(f"{_label(path, what)} must hold a JSON object", hint=fix)
+    return value
+
+
+def read_yaml(path: str | os.PathLike[str], what: str = "", *, fix: str | None = None) -> object:
+    """A YAML file nvlm was given (a config, a preset), or one `UserError` with the line."""
+    import yaml  # here, so that importing nvlm.outputs stays cheap for the commands
+
+    text = decode_text(read_bytes(path, what, fix=fix), path, what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{_label(path, what)} is not valid YAML{line}", hint=fix) from None
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:

@@ -18,6 +18,7 @@ ROOT = Path(nvlm.__file__).parent
 TIERS = {
     "": 0, "errors": 0, "outputs": 0, "report": 0,  # nvlm/__init__.py, errors, atomic files, console
     "config": 1, "presets": 1, "registry": 1, "resolve": 1,  # configuration, the plugin contract
+    "run_dir": 1, "checkpoint_files": 1,  # the run directory's layout and rules
     "data": 2, "layers": 2,  # data preparation; Keras layers (neither imports the other)
     "models": 3,  # networks: no training, tasks, checkpoints or CLI
     "train": 4, "tasks": 4, "convert": 4, "launch": 4, "dist": 4,  # what runs models
@@ -148,7 +149,7 @@ def _upward(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
 def _crossing(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
     """Imports from data, layers or models outside what each may use."""
     allowed = {"models": {"models", "layers", "config", "errors"}, "data": {"data", "errors",
-               "outputs", "report", ""}, "layers": {"layers", "errors"}}  # fmt: skip
+               "outputs", "report", "run_dir", ""}, "layers": {"layers", "errors"}}  # fmt: skip
     return {
         (m, t)
         for m, ts in graph.items()

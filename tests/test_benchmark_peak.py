@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from helpers import error_line
 
-from nvlm.bench import peak as peak_mod
+from nvlm.train import peak as peak_mod
 from tests.helpers import invoke
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nvlm.bench import peak as peak_mod
+from nvlm.train import peak as peak_mod
 from nvlm.bench import timing
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from nvlm.bench.synthetic import (
     squad_arrays,
     word_shares,
 )
-from nvlm.data.atomic import sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.data.lm.corpus import read_lm_directory
 from nvlm.data.pretraining.shards import read_shards
 from nvlm.data.verify import verify_directory

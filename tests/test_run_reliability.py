@@ -18,8 +18,7 @@ import pytest
 from helpers import checkpoint_values, error_line
 from test_bert_pretrain import TINY, invoke, shards  # noqa: F401 - `shards` is a fixture
 
-from nvlm import report
-from nvlm.train import run_dir
+from nvlm import report, run_dir
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 

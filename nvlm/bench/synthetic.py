@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nvlm import __version__
-from nvlm.data.atomic import sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.data.lm.corpus import FORMAT_VERSION as LM_FORMAT_VERSION
 from nvlm.data.lm.corpus import IDS, KIND_LM, VOCAB_FILE, split_file
 from nvlm.data.lm.vocab import EOS, UNK, LMVocab

@@ -25,6 +25,7 @@ from typing import Any
 
 from nvlm.bench import timing
 from nvlm.errors import UserError
+from nvlm.run_dir import SUMMARY
 
 # Synthetic examples written per sweep at most: a point needing more cycles through them
 # (epochs), which costs nothing in a step and keeps a big-GPU sweep's data under ~1 GB.
@@ -302,7 +303,7 @@ def rank_job(plugin, *, task: str, data: Path | None, run: Path, steps: int, war
         if world.is_root and is_child():  # the launching process reads it
             from nvlm.outputs import write_text
 
-            write_text(Path(run) / "summary.json", json.dumps(record, indent=2) + "\n")
+            write_text(Path(run) / SUMMARY, json.dumps(record, indent=2) + "\n")
         world.barrier()
         return record
 

@@ -35,6 +35,7 @@ from nvlm.convert.electra_weights import (
 )
 from nvlm.convert.staging import staged_directory
 from nvlm.errors import UserError
+from nvlm.run_dir import TOKENIZER_CONFIG, VOCAB
 
 DISCRIMINATOR_ROLE, GENERATOR_ROLE = "discriminator", "generator"
 # Buffers and tied copies that carry no information of their own.
@@ -174,9 +175,9 @@ def read_hf_electra(directory: str | Path) -> HfElectra:
         canonical = to_canonical(name, role)
         weights[canonical] = np.asarray(value)
         origins[canonical] = name
-    vocab = directory / "vocab.txt"
+    vocab = directory / VOCAB
     lowercase = True
-    tok = directory / "tokenizer_config.json"
+    tok = directory / TOKENIZER_CONFIG
     if tok.is_file():
         try:
             lowercase = bool(json.loads(tok.read_bytes()).get("do_lower_case", True))
@@ -324,9 +325,9 @@ def write_hf_dir(
         save_file(contiguous, tmp / "model.safetensors", metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if vocab is not None:
-            shutil.copyfile(vocab, tmp / "vocab.txt")
+            shutil.copyfile(vocab, tmp / VOCAB)
         if lowercase is not None:
-            (tmp / "tokenizer_config.json").write_text(
+            (tmp / TOKENIZER_CONFIG).write_text(
                 json.dumps({"do_lower_case": lowercase, "tokenizer_class": "ElectraTokenizer"})
                 + "\n"
             )

@@ -9,11 +9,11 @@ Checkpoints saved during pretraining also hold the optimizer's slots and step co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from nvlm import outputs
 from nvlm.convert.hf import bert_config_from_json
 from nvlm.errors import UserError
 from nvlm.models.bert.config import BertConfig
@@ -59,11 +59,7 @@ def read_google_config(prefix: Path) -> BertConfig:
             f"no bert_config.json next to the checkpoint {prefix}",
             hint="Google's checkpoints ship it in the same directory",
         )
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from exc
-    return bert_config_from_json(raw, path)
+    return bert_config_from_json(outputs.read_json(path), path)
 
 
 def google_name(name: str) -> str:

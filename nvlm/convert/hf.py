@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nvlm import outputs
 from nvlm.convert.bert_weights import MLM, NSP, SQUAD, export_weights, model_groups
 from nvlm.convert.staging import staged_directory
 from nvlm.errors import UserError
 from nvlm.models.bert.config import BertConfig
+from nvlm.run_dir import VOCAB
 
 # Weights of HF heads nvlm has no model for (sequence classification, token classification,
 # multiple choice): skipped with a note, not an error.
@@ -45,19 +47,7 @@ def read_hf_config(directory: Path) -> BertConfig:
 
 def read_json(path: Path) -> dict:
     """A JSON object file of a checkpoint (config.json, an index), or one UserError."""
-    try:
-        raw = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text (byte offset {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path} must hold a JSON object")
-    return raw
+    return outputs.read_json(path)
 
 
 def safetensors_shards(directory: Path) -> list[Path]:
@@ -347,6 +337,6 @@ def write_hf_dir(model, cfg: BertConfig, dst: Path, vocab: Path | None, overwrit
         save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         if vocab is not None:
-            shutil.copyfile(vocab, tmp / "vocab.txt")
+            shutil.copyfile(vocab, tmp / VOCAB)
         os.chmod(tmp, 0o755)
     return dst

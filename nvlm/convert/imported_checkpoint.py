@@ -19,6 +19,7 @@ from nvlm.convert.google import (
 from nvlm.convert.hf import read_hf_config, read_hf_weights, write_hf_dir
 from nvlm.errors import UserError
 from nvlm.models.bert import BertBackbone, BertConfig, BertPretrainer, BertQuestionAnswerer
+from nvlm.run_dir import CONFIG, VOCAB
 
 SourceKind = Literal["hf", "google", "nvlm"]
 
@@ -36,7 +37,7 @@ def detect_source(path: str | Path) -> SourceKind:
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
         return "hf"
-    if path.is_dir() and (path / "config.yaml").is_file():
+    if path.is_dir() and (path / CONFIG).is_file():
         return "nvlm"
     if not path.exists() and not Path(f"{path}.index").is_file():
         raise UserError(f"{path} does not exist", hint=f"expected {_ACCEPTED}")
@@ -95,13 +96,13 @@ def read_checkpoint(path: str | Path) -> ImportedCheckpoint:
     if kind == "hf":
         config = read_hf_config(path)
         weights, notes, display = read_hf_weights(path)
-        vocab = path / "vocab.txt"
+        vocab = path / VOCAB
         return ImportedCheckpoint(
             kind, path, config, weights, vocab if vocab.is_file() else None, notes, display
         )
     if kind == "google":
         prefix = checkpoint_prefix(path)
-        vocab = prefix.parent / "vocab.txt"
+        vocab = prefix.parent / VOCAB
         config = read_google_config(prefix)
         import tensorflow as tf
 

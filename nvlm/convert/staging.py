@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nvlm.errors import UserError
+from nvlm.run_dir import CHECKPOINTS, VOCAB
 
 
 def require_empty(dst: Path, overwrite: bool) -> None:
@@ -31,7 +32,7 @@ def require_empty(dst: Path, overwrite: bool) -> None:
 def is_nvlm_output(path: Path) -> bool:
     """An export or run directory nvlm wrote: its marker, an nvlm run's config.yaml, or (an
     ELECTRA pair) only sub-directories that are such outputs."""
-    from nvlm.train.run_dir import MARKER, is_nvlm_run
+    from nvlm.run_dir import MARKER, is_nvlm_run
 
     path = Path(path)
     if not path.is_dir():
@@ -60,7 +61,7 @@ def staged_directory(dst: Path, kind: str = "export") -> Iterator[Path]:
     """A fresh temporary directory next to `dst`; when the block completes it replaces `dst`,
     when it raises it is deleted. The result carries nvlm's marker (`kind`), so that a later
     --overwrite knows it may replace it."""
-    from nvlm.train.run_dir import MARKER
+    from nvlm.run_dir import MARKER
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
@@ -88,11 +89,11 @@ def write_run_dir(cfg, model, dst: Path, vocab: str | Path | None, lowercase: bo
     with staged_directory(dst, kind="run") as tmp:
         config_mod.write(cfg, tmp)
         tf.train.Checkpoint(state=_ModelVars([v.value for v in model.variables])).write(
-            str(tmp / "checkpoints" / "ckpt-0")
+            str(tmp / CHECKPOINTS / "ckpt-0")
         )
-        (tmp / "checkpoints" / "checkpoint").write_text(
+        (tmp / CHECKPOINTS / "checkpoint").write_text(
             'model_checkpoint_path: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-0"\n'
         )
         if vocab:
-            shutil.copyfile(vocab, tmp / "vocab.txt")
+            shutil.copyfile(vocab, tmp / VOCAB)
         write_tokenizer_config(tmp, lowercase)

@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from nvlm.data.atomic import atomic_write_text
 from nvlm.errors import UserError
+from nvlm.outputs import write_text
 
 _ONSETS = [
     "b",
@@ -197,7 +197,7 @@ def write_demo_corpus(
     docs = demo_documents(documents, seed)
     text = "\n\n".join("\n".join(doc) for doc in docs) + "\n"
     path = out / name
-    atomic_write_text(path, text)
+    write_text(path, text)
     sentences = sum(len(d) for d in docs)
     return {
         "path": str(path),

@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from nvlm.data.atomic import atomic_write_json
 from nvlm.data.demo_corpus import _a, _world
+from nvlm.outputs import write_json
 
 
 def _paragraph(rnd: random.Random, p) -> tuple[str, list[tuple[str, str]]]:
@@ -64,8 +64,8 @@ def write_demo_squad(out: Path, people: int = 40, seed: int = 0, version: str = 
     out.mkdir(parents=True, exist_ok=True)
     train = demo_squad(people, seed, version=version)
     dev = demo_squad(max(4, people // 4), seed + 1, version=version)
-    atomic_write_json(out / "squad-train.json", train)
-    atomic_write_json(out / "squad-dev.json", dev)
+    write_json(out / "squad-train.json", train)
+    write_json(out / "squad-dev.json", dev)
     count = lambda d: sum(len(p["qas"]) for p in d["data"][0]["paragraphs"])  # noqa: E731
     return {
         "train": str(out / "squad-train.json"),

@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from nvlm.data.atomic import sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.errors import UserError
 
 VERIFY_MODES = ("size", "full")

@@ -6,12 +6,11 @@ readers (`nvlm data verify`, the training input pipeline) which format to expect
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from nvlm.data.atomic import atomic_write_json
 from nvlm.data.pretraining.shard_format import MANIFEST
 from nvlm.errors import UserError
+from nvlm.outputs import read_json, write_json
 
 FORMAT_VERSION = 1
 
@@ -30,17 +29,14 @@ def read_manifest(directory: Path, *, made_by: str = "an `nvlm data` command") -
             hint=f"point at a directory made by {made_by} that finished "
             "(an interrupted one: re-run the same command to finish it)",
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); re-create it with {made_by}") from None
+    manifest = read_json(path, fix=f"re-create it with {made_by}", object_only=False)
     if not isinstance(manifest, dict) or "kind" not in manifest:
         raise UserError(f"{path} has no `kind`; it was not written by nvlm")
     return manifest
 
 
 def write_manifest(directory: Path, manifest: dict) -> None:
-    atomic_write_json(directory / MANIFEST, manifest)
+    write_json(directory / MANIFEST, manifest)
 
 
 def identity_difference(old: dict, new: dict) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from nvlm.data.atomic import sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.data.lm.corpus import KIND_LM
 from nvlm.data.lm.verify import verify_lm_directory
 from nvlm.data.manifest import read_manifest

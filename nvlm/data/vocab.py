@@ -18,6 +18,7 @@ from nvlm.data.special_tokens import (
     UNK,
 )
 from nvlm.errors import UserError
+from nvlm.run_dir import TOKENIZER_CONFIG, VOCAB
 
 
 class Vocab:
@@ -65,7 +66,7 @@ class Vocab:
     def load(cls, path: str | os.PathLike[str]) -> Vocab:
         path = Path(path)
         if path.is_dir():
-            inside = path / "vocab.txt"
+            inside = path / VOCAB
             raise UserError(
                 f"vocab {path} is a directory, not a vocab.txt file",
                 hint=f"pass {inside}" if inside.is_file() else "pass the vocab.txt file itself",
@@ -139,6 +140,4 @@ def write_tokenizer_config(directory: Path, lowercase: bool) -> None:
 
     from nvlm.outputs import write_text
 
-    write_text(
-        Path(directory) / "tokenizer_config.json", json.dumps({"do_lower_case": lowercase}) + "\n"
-    )
+    write_text(Path(directory) / TOKENIZER_CONFIG, json.dumps({"do_lower_case": lowercase}) + "\n")

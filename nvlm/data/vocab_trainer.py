@@ -7,11 +7,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from nvlm.data.atomic import atomic_write_text, sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.data.special_tokens import CONTINUATION_PREFIX, SPECIAL_TOKENS, UNK
 from nvlm.data.text_reader import iter_lines
 from nvlm.errors import UserError
-from nvlm.outputs import check_output_file
+from nvlm.outputs import check_output_file, write_text
 
 # Lines handed to the Rust trainer per Python call; batching keeps the iterator overhead small.
 _BATCH_LINES = 2048
@@ -121,7 +121,7 @@ def train_vocab(
     if counts["lines"] == 0:
         raise UserError("no text in the input", hint="the files are empty or blank")
     tokens = canonical_order(tok.get_vocab())
-    atomic_write_text(out, "".join(t + "\n" for t in tokens))
+    write_text(out, "".join(t + "\n" for t in tokens))
     return {
         "out": str(out),
         "vocab_size_requested": vocab_size,

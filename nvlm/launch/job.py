@@ -31,6 +31,7 @@ from typing import IO
 from nvlm.launch.command import LaunchCommand
 from nvlm.launch.parent_watch import SUPERVISOR_VARIABLE, die_with_parent, identity
 from nvlm.launch.rank_log import log_path, read_status, status_path
+from nvlm.run_dir import LOGS
 
 GRACE_ENV = "NVLM_LAUNCH_GRACE_S"
 DEFAULT_GRACE_S = 30.0
@@ -106,7 +107,7 @@ class Job:
         self.stream = stream if stream is not None else _binary(sys.stderr)
         self.say = say
         self.poll_s = poll_s
-        self.logs = self.run / "logs"
+        self.logs = self.run / LOGS
         self.host = socket.gethostname()
         self.proc: subprocess.Popen | None = None
         self.failures: dict[int, RankFailure] = {}

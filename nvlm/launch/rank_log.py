@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from nvlm.outputs import write_text
+from nvlm.run_dir import LOGS
 
 
 def log_path(run: Path, rank: int) -> Path:
-    return Path(run) / "logs" / f"rank-{rank}.log"
+    return Path(run) / LOGS / f"rank-{rank}.log"
 
 
 def status_path(run: Path, rank: int) -> Path:
-    return Path(run) / "logs" / f"rank-{rank}.status.json"
+    return Path(run) / LOGS / f"rank-{rank}.status.json"
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ from nvlm.errors import Interrupted, RunFailed, UserError
 from nvlm.launch import command as command_mod
 from nvlm.launch import ranks
 from nvlm.launch.hosts import Host, parse_hosts, read_hostfile, total_slots
+from nvlm.run_dir import CHECKPOINTS, CONFIG, SUMMARY
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,8 @@ def launch_training(job: TrainingJob, opts: LaunchOptions) -> Outcome:
 # -- started from a shell ----------------------------------------------------------------------
 def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
     from nvlm import config as config_mod
+    from nvlm import run_dir
     from nvlm.report import info
-    from nvlm.train import run_dir
 
     requested = opts.launcher.strip().lower()
     if requested not in command_mod.CHOICES:
@@ -156,7 +157,7 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         processes=n,
         hosts=tuple(hosts),
         program=command_mod.child_program(
-            [*job.command, "--config", str((job.run / "config.yaml").absolute())]
+            [*job.command, "--config", str((job.run / CONFIG).absolute())]
         ),
         controller=command_mod.default_controller(opts.controller, _mpi_built),
         env=dict(os.environ),
@@ -181,7 +182,7 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
                     "argv": cmd.argv,
                     "env": cmd.env,
                     "command": cmd.render(),
-                    "config": str(job.run / "config.yaml"),
+                    "config": str(job.run / CONFIG),
                 }
             )
         else:
@@ -232,7 +233,7 @@ def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int | None = None) -> dic
     if result.exit_code and result.signum is not None:
         # Stopped at once (a second Ctrl-C), or before the ranks could stop cleanly (still
         # starting): the user's interruption all the same (130 / 143), not a failure.
-        saved = any((job.run / "checkpoints").glob("ckpt-*.index"))
+        saved = any((job.run / CHECKPOINTS).glob("ckpt-*.index"))
         raise Interrupted(
             f"interrupted before the job could save a checkpoint (logs: {job.run / 'logs'}); "
             f"re-run the same command to {'resume from its last checkpoint' if saved else 'start'}",
@@ -243,7 +244,7 @@ def _supervise(cmd, job: TrainingJob, n: int, lock_fd: int | None = None) -> dic
         failure.exit_code = result.exit_code
         raise failure
     try:
-        summary = json.loads((job.run / "summary.json").read_text())
+        summary = json.loads((job.run / SUMMARY).read_text())
     except (OSError, ValueError):
         raise RunFailed(
             f"the job ended without writing {job.run}/summary.json; see {job.run}/logs/"
@@ -362,10 +363,9 @@ def _as_child(job: TrainingJob) -> Outcome:
 def _as_rank_of_outside_job(job: TrainingJob, opts: LaunchOptions) -> Outcome:
     """A rank of `mpirun ... nvlm pretrain ...` or `srun ... nvlm pretrain ...` typed by hand."""
     from nvlm import config as config_mod
-    from nvlm import dist
+    from nvlm import dist, run_dir
     from nvlm.launch.rank_log import RankLog
     from nvlm.report import info
-    from nvlm.train import run_dir
 
     world = dist.world()
     if opts.gpus is not None and opts.gpus != world.size:

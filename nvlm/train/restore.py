@@ -11,15 +11,16 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from nvlm.checkpoint_files import newest_restorable, steps_present
 from nvlm.errors import UserError
-from nvlm.train.checkpoint_files import newest_restorable, steps_present
+from nvlm.run_dir import CHECKPOINTS, CONFIG
 
 
 def is_nvlm_source(path: str | Path) -> bool:
     p = Path(path)
     if p.is_dir():
-        return (p / "config.yaml").exists() and (p / "checkpoints").is_dir()
-    return Path(f"{p}.index").exists() and (p.parent.parent / "config.yaml").exists()
+        return (p / CONFIG).exists() and (p / CHECKPOINTS).is_dir()
+    return Path(f"{p}.index").exists() and (p.parent.parent / CONFIG).exists()
 
 
 def run_dir_of(path: str | Path) -> Path:
@@ -32,12 +33,12 @@ def checkpoint_of(path: str | Path) -> str:
     `restore_model` is what falls back to an older checkpoint when the newest is damaged)."""
     p = Path(path)
     if p.is_dir():
-        steps = steps_present(p / "checkpoints")
+        steps = steps_present(p / CHECKPOINTS)
         if not steps:
             raise UserError(
                 f"run {p} has no checkpoint yet (train it first, or pass another --init)"
             )
-        return str(p / "checkpoints" / f"ckpt-{steps[0]}")
+        return str(p / CHECKPOINTS / f"ckpt-{steps[0]}")
     if not Path(f"{p}.index").exists():
         raise UserError(f"checkpoint {p} does not exist (pass a run directory or a ckpt-N prefix)")
     return str(p)
@@ -58,7 +59,7 @@ def restore_model(model, path: str | Path) -> str:
     p = Path(path)
     if p.is_dir():
         prefix = newest_restorable(
-            p / "checkpoints", lambda prefix: _restore(model, prefix), say=warn, what="anything"
+            p / CHECKPOINTS, lambda prefix: _restore(model, prefix), say=warn, what="anything"
         )
         if prefix is None:
             raise UserError(

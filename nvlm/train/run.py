@@ -20,7 +20,8 @@ from nvlm.errors import UserError
 from nvlm.launch.ranks import is_child
 from nvlm.outputs import atomic_path, write_text
 from nvlm.report import info, log_to, print_table, summary_table
-from nvlm.train import run_dir as run_dir_mod
+from nvlm.run_dir import CONFIG, LOGS, SUMMARY
+from nvlm import run_dir as run_dir_mod
 from nvlm.train.precision import set_precision
 from nvlm.train.trainer import Trainer, TrainResult
 
@@ -68,7 +69,7 @@ def train_run(
             resuming = run_dir_mod.prepare(
                 run, config_mod.to_dict(cfg), resume=resume, overwrite=overwrite, inputs=inputs
             )
-        with log_to(run / "logs" / "run.log") if owner else nullcontext():
+        with log_to(run / LOGS / "run.log") if owner else nullcontext():
             return _train_locked(
                 plugin, cfg, world, run=run, data=data, task=task, init=init,
                 resuming=resuming, show_progress=show_progress, stop_after=stop_after,
@@ -113,7 +114,7 @@ def _train_locked(
         for line in plugin.finish_run(cfg, model, run, task):
             info(f"[yellow]export:[/yellow] {line}")
     if world.is_root:
-        _write_json(run / "summary.json", summary)
+        _write_json(run / SUMMARY, summary)
         print_summary(summary)  # in RUN/logs/run.log too
     return summary
 
@@ -121,7 +122,7 @@ def _train_locked(
 def _write_config(cfg, run: Path) -> None:
     """RUN/config.yaml, rewritten only when its text changes (a finished run's rerun changes
     nothing)."""
-    path = run / "config.yaml"
+    path = run / CONFIG
     try:
         if path.read_text(encoding="utf-8") == config_mod.dump(cfg):
             return
@@ -133,7 +134,7 @@ def _write_config(cfg, run: Path) -> None:
 def _already_complete(cfg, task: str, r: TrainResult, run: Path) -> dict[str, Any]:
     """The saved summary of a run that had reached its last step (nothing was trained)."""
     try:
-        saved = json.loads((run / "summary.json").read_text())
+        saved = json.loads((run / SUMMARY).read_text())
     except (OSError, ValueError):
         saved = _summary(cfg, task, r, run, None)
     saved["already_complete"] = True

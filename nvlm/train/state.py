@@ -14,8 +14,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from nvlm.checkpoint_files import newest_restorable, remove_partial_saves, write_pointer
 from nvlm.outputs import fsync_path
-from nvlm.train.checkpoint_files import newest_restorable, remove_partial_saves, write_pointer
 
 
 class TrainState(tf.Module):
@@ -54,7 +54,7 @@ class Checkpoints:
 
     TensorFlow writes the data and index files first and replaces the `checkpoint` pointer file
     atomically last, so a run killed while saving still points at the previous complete one.
-    The pointer is not trusted on restore, though (nvlm.train.checkpoint_files): the newest
+    The pointer is not trusted on restore, though (nvlm.checkpoint_files): the newest
     checkpoint that restores completely wins, and the pointer is rewritten to it.
     """
 

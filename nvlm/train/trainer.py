@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from nvlm.dist import SingleProcess
 from nvlm.report import info, warn
+from nvlm.run_dir import CHECKPOINTS, METRICS, TENSORBOARD
 from nvlm.train.adamw import AdamW
 from nvlm.train.lamb import Lamb
 from nvlm.train.loss_scale import LossScale
@@ -245,7 +246,7 @@ class Trainer:
         cfg, world = self.cfg, self.world
         # From here on a signal stops the run after a step, with a checkpoint.
         self._install_signal_handlers()
-        ckpts = Checkpoints(self.state, self.run_dir / "checkpoints", cfg.keep_checkpoints)
+        ckpts = Checkpoints(self.state, self.run_dir / CHECKPOINTS, cfg.keep_checkpoints)
         try:
             restored = ckpts.restore_latest(owner=world.is_root, say=warn)
         except BaseException:
@@ -460,7 +461,7 @@ class _MetricsLog:
 
     def __init__(self, run_dir: Path, *, enabled: bool, resume_step: int) -> None:
         self.enabled = enabled
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         self.writer = None
         if not enabled:
             return
@@ -477,7 +478,7 @@ class _MetricsLog:
 
             write_text(self.path, "".join(ln + "\n" for ln in kept))
         self.file = self.path.open("a")
-        self.writer = tf.summary.create_file_writer(str(run_dir / "tb"))
+        self.writer = tf.summary.create_file_writer(str(run_dir / TENSORBOARD))
         self.t0 = time.time()
 
     def write(self, step: int, figures: dict[str, float], units: dict[str, str]) -> None:

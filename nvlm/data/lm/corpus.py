@@ -26,18 +26,19 @@ import h5py
 import numpy as np
 
 from nvlm.data import integrity
-from nvlm.data.atomic import atomic_write_text, sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.data.lm.vocab import LMVocab, count_words
 from nvlm.data.manifest import read_manifest, write_manifest
 from nvlm.data.pretraining.h5_output import H5Output
 from nvlm.data.pretraining.shard_format import MANIFEST, PARTIAL_DIR
 from nvlm.errors import UserError
-from nvlm.outputs import check_writable_dir, refuse_inputs
+from nvlm.outputs import check_writable_dir, refuse_inputs, write_text
+from nvlm.run_dir import VOCAB
 
 KIND_LM = "lm"
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
-VOCAB_FILE = "vocab.txt"
+VOCAB_FILE = VOCAB
 IDS = "ids"
 STAGE_DIR = PARTIAL_DIR  # files being made, moved into place when all are complete
 _FLUSH = 1 << 20  # tokens per HDF5 append (bounded memory for any corpus size)
@@ -174,7 +175,7 @@ def _write_staged(
     min_freq: int, max_size: int | None, on_split: Callable[[str], None] | None,
 ) -> dict:  # fmt: skip
     """Write the vocab and every split into `stage`; return the manifest describing them."""
-    atomic_write_text(stage / VOCAB_FILE, lm_vocab.text())
+    write_text(stage / VOCAB_FILE, lm_vocab.text())
     char_len = lm_vocab.char_lengths()
     splits, sources = {}, []
     for split in SPLITS:

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from nvlm.data.atomic import sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.data.lm.corpus import IDS, SPLITS, split_file
 from nvlm.data.lm.vocab import LMVocab
 from nvlm.errors import UserError

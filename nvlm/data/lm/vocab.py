@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nvlm.errors import UserError
+from nvlm.run_dir import VOCAB
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -74,7 +75,7 @@ class LMVocab:
     def load(cls, path: Path) -> LMVocab:
         path = Path(path)
         if path.is_dir():
-            inside = path / "vocab.txt"
+            inside = path / VOCAB
             raise UserError(
                 f"vocabulary {path} is a directory, not a vocab.txt file",
                 hint=f"pass {inside}" if inside.is_file() else "pass the vocab.txt file itself",

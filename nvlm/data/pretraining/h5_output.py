@@ -19,7 +19,7 @@ from pathlib import Path
 
 import h5py
 
-from nvlm.data.atomic import sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.errors import RunFailed
 from nvlm.outputs import disk_full, is_disk_full
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nvlm import __version__
-from nvlm.data.atomic import atomic_write_json, sha256_file
+from nvlm.data.checksum import sha256_file
 from nvlm.data.inputs import scan_inputs
 from nvlm.data.manifest import FORMAT_VERSION, identity_difference, write_manifest
 from nvlm.data.pretraining.config import AUTO_SHARD_BYTES, PretrainingConfig
@@ -44,7 +44,7 @@ from nvlm.data.progress import PipelineProgress
 from nvlm.data.special_tokens import SPECIAL_TOKENS
 from nvlm.data.vocab import Vocab
 from nvlm.errors import RunFailed, UserError
-from nvlm.outputs import check_writable_dir, exclusive_lock, refuse_inputs, write_bytes
+from nvlm.outputs import check_writable_dir, exclusive_lock, refuse_inputs, write_bytes, write_json
 from nvlm.report import warn
 
 _PARAMS = "params.json"
@@ -166,9 +166,9 @@ def _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers, prog
     """Build the shards `records` lacks, then the vocab copy and the manifest."""
     partial = out / PARTIAL_DIR
     partial.mkdir(exist_ok=True)
-    atomic_write_json(partial / _PARAMS, identity)
+    write_json(partial / _PARAMS, identity)
     for index, record in records.items():
-        atomic_write_json(record_path(partial, index), record)
+        write_json(record_path(partial, index), record)
     missing = [s for s in range(cfg.shards) if s not in records]
     if missing:
         # The state directory now holds everything a resume needs; a manifest listing shards

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from nvlm.run_dir import VOCAB
+
 SHARD_PATTERN = "shard-{:05d}.hdf5"
 MANIFEST = "manifest.json"
-VOCAB_COPY = "vocab.txt"  # the vocab the shards were made with, copied next to them
+VOCAB_COPY = VOCAB  # the vocab the shards were made with, copied next to them
 PARTIAL_DIR = ".nvlm-partial"  # resume state while a run is unfinished; removed at the end
 KIND_PRETRAINING = "pretraining"
 

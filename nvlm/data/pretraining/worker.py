@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from nvlm.data.atomic import atomic_write_json
 from nvlm.data.pretraining.config import PretrainingConfig
 from nvlm.data.pretraining.shard_builder import build_shard
 from nvlm.data.pretraining.shard_format import shard_name
@@ -29,7 +28,7 @@ from nvlm.data.text_reader import iter_documents
 from nvlm.data.vocab import Vocab
 from nvlm.data.worker_lifetime import die_with_parent
 from nvlm.errors import RunFailed, UserError
-from nvlm.outputs import disk_full, is_disk_full
+from nvlm.outputs import disk_full, is_disk_full, write_json
 
 # Sentences per encode_batch call: big enough to amortise the Python <-> Rust crossing.
 TOKENIZE_BATCH = 8192
@@ -90,7 +89,7 @@ def run_worker(job: WorkerJob, report: Report) -> None:
             spills[s].remove()
             # Written here, right after the shard is complete, not by the parent: a parent
             # killed now would lose the record, and its rerun would build the shard again.
-            atomic_write_json(record_path(spill_dir, s), record)
+            write_json(record_path(spill_dir, s), record)
             report("shard", record)
     finally:
         for spill in spills.values():

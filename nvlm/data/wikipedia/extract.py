@@ -17,13 +17,12 @@ from itertools import islice
 from pathlib import Path
 
 from nvlm import __version__
-from nvlm.data.atomic import atomic_write_json
 from nvlm.data.sentences import split_sentences, supported_languages
 from nvlm.data.wikipedia.dump import Page, iter_pages
 from nvlm.data.wikipedia.markup import clean_article, is_skipped
 from nvlm.data.worker_lifetime import die_with_parent
 from nvlm.errors import UserError
-from nvlm.outputs import check_writable_dir, disk_full, is_disk_full, refuse_inputs
+from nvlm.outputs import check_writable_dir, disk_full, is_disk_full, refuse_inputs, write_json
 
 KIND_WIKIPEDIA = "wikipedia-text"
 FILE_PATTERN = "wiki-{:05d}.txt"
@@ -148,7 +147,7 @@ def extract_wikipedia(
         "files": [p.name for p in finals],
         "counts": counts,
     }
-    atomic_write_json(out / "manifest.json", summary)
+    write_json(out / "manifest.json", summary)
     return {
         **counts,
         "out": str(out),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nvlm.errors import UserError
+from nvlm.run_dir import TOKENIZER_CONFIG, VOCAB
 
 # BertConfig fields that describe the architecture (the rest are training choices).
 ARCHITECTURE = (
@@ -55,7 +56,7 @@ def source_vocab(src: str | Path) -> Path | None:
 
     kind = _kind(src)
     if kind == "nvlm":
-        p = run_dir_of(src) / "vocab.txt"
+        p = run_dir_of(src) / VOCAB
         return p if p.exists() else None
     from nvlm.convert import read_checkpoint
 
@@ -93,8 +94,8 @@ def source_text_settings(src: str | Path) -> tuple[Path | None, bool]:
     kind = _kind(src)
     base = run_dir_of(src) if kind == "nvlm" else (vocab.parent if vocab else None)
     lowercase = True
-    if base is not None and (base / "tokenizer_config.json").exists():
+    if base is not None and (base / TOKENIZER_CONFIG).exists():
         lowercase = bool(
-            json.loads((base / "tokenizer_config.json").read_text()).get("do_lower_case", True)
+            json.loads((base / TOKENIZER_CONFIG).read_text()).get("do_lower_case", True)
         )
     return vocab, lowercase

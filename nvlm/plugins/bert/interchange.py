@@ -11,6 +11,7 @@ import keras
 from nvlm import config as config_mod
 from nvlm import resolve as resolve_mod
 from nvlm.errors import UserError
+from nvlm.run_dir import TOKENIZER_CONFIG, VOCAB
 
 # Which task a stage's model is, and which stage an imported model gets.
 STAGE_TASK = {"squad": "squad", "features": "features"}
@@ -41,11 +42,11 @@ def to_hf(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple
         return convert_to_hf(src, dst, overwrite=overwrite)
     _, model = load_run_model(src)
     run = run_dir_of(src)
-    vocab = run / "vocab.txt"
+    vocab = run / VOCAB
     out = export_hf(model, dst, vocab=vocab if vocab.exists() else None, overwrite=overwrite)
-    tok = run / "tokenizer_config.json"
+    tok = run / TOKENIZER_CONFIG
     if tok.exists():
-        shutil.copyfile(tok, Path(out) / "tokenizer_config.json")
+        shutil.copyfile(tok, Path(out) / TOKENIZER_CONFIG)
     return out, []
 
 

@@ -17,6 +17,7 @@ from nvlm.errors import UserError
 from nvlm.models.bert.config import SIZES, BertConfig
 from nvlm.models.bert.flops import flops_per_token
 from nvlm.plugins.encoder.plugin import EncoderPlugin
+from nvlm.run_dir import VOCAB
 
 PRETRAIN_KEYS = (
     "input_ids",
@@ -125,12 +126,12 @@ class BertPlugin(EncoderPlugin):
         if task == "squad":  # the vocab and casing of the checkpoint being fine-tuned
             vocab, lowercase = self.text_settings(init)
             if vocab:
-                copy_file(Path(vocab), Path(run) / "vocab.txt")
+                copy_file(Path(vocab), Path(run) / VOCAB)
             write_tokenizer_config(Path(run), lowercase)
             return
         info = read_shards(data, expect_kind=self.shard_kind)
         if info.vocab_path and Path(info.vocab_path).exists():
-            copy_file(Path(info.vocab_path), Path(run) / "vocab.txt")
+            copy_file(Path(info.vocab_path), Path(run) / VOCAB)
         write_tokenizer_config(Path(run), info.lowercase)
 
     # -- evaluation ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from nvlm.errors import UserError
 from nvlm.models.electra.config import ARCHITECTURE, ElectraConfig
+from nvlm.run_dir import TOKENIZER_CONFIG, VOCAB
 
 NVLM, HF, PAIR = "nvlm", "hf", "pair"
 # What each task needs of a source.
@@ -127,9 +128,9 @@ def source_text_settings(src: str | Path) -> tuple[Path | None, bool]:
         base = Path(src) / "discriminator"
     else:
         base = Path(src)
-    vocab = base / "vocab.txt"
+    vocab = base / VOCAB
     lowercase = True
-    tok = base / "tokenizer_config.json"
+    tok = base / TOKENIZER_CONFIG
     if tok.is_file():
         lowercase = bool(json.loads(tok.read_text()).get("do_lower_case", True))
     return (vocab if vocab.is_file() else None), lowercase

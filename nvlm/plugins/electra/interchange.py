@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nvlm import resolve as resolve_mod
 from nvlm.errors import UserError
+from nvlm.run_dir import CONFIG
 
 PARTS = ("discriminator", "generator")
 
@@ -40,7 +41,7 @@ def export_run_model(model, cfg, run: Path, dst: Path, part: str, overwrite: boo
     from nvlm.plugins.electra.init import source_text_settings
 
     tensors, config, warnings = export_part(model, cfg.model, part)
-    vocab, lowercase = source_text_settings(run) if (run / "config.yaml").exists() else (None, None)
+    vocab, lowercase = source_text_settings(run) if (run / CONFIG).exists() else (None, None)
     out = write_hf_dir(tensors, config, dst, vocab=vocab, lowercase=lowercase, overwrite=overwrite)
     return out, warnings
 

@@ -12,6 +12,7 @@ from nvlm.data.pretraining.shards import ShardInfo, read_shards
 from nvlm.errors import UserError
 from nvlm.models.electra.config import SIZES, ElectraConfig
 from nvlm.plugins.encoder.plugin import EncoderPlugin
+from nvlm.run_dir import HF_EXPORT, VOCAB
 
 SHARD_KEYS = ("input_ids", "input_mask", "segment_ids")
 # Metrics of a pretraining step (see pretraining_losses), with units.
@@ -133,7 +134,7 @@ class ElectraPlugin(EncoderPlugin):
             info = read_shards(data, expect_kind=self.shard_kind)
             vocab, lowercase = info.vocab_path, info.lowercase
         if vocab and Path(vocab).exists():
-            copy_file(Path(vocab), Path(run) / "vocab.txt")
+            copy_file(Path(vocab), Path(run) / VOCAB)
         write_tokenizer_config(Path(run), lowercase)
 
     def finish_run(self, cfg, model, run: Path, task: str) -> list[str]:
@@ -144,7 +145,7 @@ class ElectraPlugin(EncoderPlugin):
 
         out = []
         for part in ("discriminator", "generator"):
-            out += export_run_model(model, cfg, Path(run), Path(run) / "hf" / part, part)[1]
+            out += export_run_model(model, cfg, Path(run), Path(run) / HF_EXPORT / part, part)[1]
         return out
 
     # -- evaluation ----------------------------------------------------------------------

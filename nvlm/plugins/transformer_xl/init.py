@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nvlm.errors import UserError
+from nvlm.run_dir import VOCAB
 
 
 def source_config(src: str | Path):
@@ -38,7 +39,7 @@ def source_vocab(src: str | Path) -> Path:
     from nvlm.train.restore import run_dir_of
 
     source_config(src)
-    path = run_dir_of(src) / "vocab.txt"
+    path = run_dir_of(src) / VOCAB
     if not path.is_file():
         raise UserError(f"--init {src} has no vocab.txt (was it trained by this nvlm?)")
     return path

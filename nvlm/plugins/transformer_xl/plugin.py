@@ -21,6 +21,7 @@ import tensorflow as tf
 from nvlm.errors import UserError
 from nvlm.models.transformer_xl.config import SIZES, TransformerXLConfig
 from nvlm.registry import ModelPlugin
+from nvlm.run_dir import VOCAB
 
 METRIC_UNITS = {"ppl": "1", "bpt": "bits/token", "bpc": "bits/character"}
 
@@ -71,7 +72,7 @@ class TransformerXLPlugin(ModelPlugin):
 
     def check_vocab(self, lm, init: str) -> None:
         """The corpus must be tokenized with the vocabulary of the checkpoint."""
-        from nvlm.data.atomic import sha256_file
+        from nvlm.data.checksum import sha256_file
         from nvlm.plugins.transformer_xl.init import source_vocab
 
         vocab = source_vocab(init)
@@ -152,7 +153,7 @@ class TransformerXLPlugin(ModelPlugin):
         from nvlm.data.lm.corpus import read_lm_directory
         from nvlm.train.run import copy_file
 
-        copy_file(read_lm_directory(Path(data)).vocab_path, Path(run) / "vocab.txt")
+        copy_file(read_lm_directory(Path(data)).vocab_path, Path(run) / VOCAB)
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, cfg, model, data: Path, task: str, *, init: str | None = None,

@@ -28,7 +28,6 @@ predictions): like v1.1, it scores 0 in every total and never counts as "no answ
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import string
@@ -36,6 +35,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nvlm import outputs
 from nvlm.errors import UserError
 
 _PUNCTUATION = frozenset(string.punctuation)
@@ -236,14 +236,7 @@ def _load_json_map(path: str | os.PathLike[str], what: str, kinds: tuple[type, .
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} file not found: {path}")
-    try:
-        obj = json.loads(path.read_bytes())
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    obj = outputs.read_json(path, object_only=False)
     if not isinstance(obj, dict):
         raise UserError(f"{path}: {what} must be a JSON object keyed by question id")
     for qid, value in obj.items():

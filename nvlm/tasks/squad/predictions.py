@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nvlm.data.atomic import atomic_write_json
+from nvlm.outputs import write_json
 
 
 @dataclass
@@ -46,5 +46,5 @@ class SquadPredictions:
         if self.null_odds is not None:
             files["null_odds"] = (out / "null_odds.json", self.null_odds)
         for path, obj in files.values():
-            atomic_write_json(path, obj)
+            write_json(path, obj)
         return {role: path for role, (path, _) in files.items()}

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, NoReturn
 
+from nvlm import outputs
 from nvlm.errors import UserError
 from nvlm.tasks.squad.dataset import SquadDataset
 from nvlm.tasks.squad.example import SquadExample
@@ -51,15 +52,8 @@ def read_squad(
     path = Path(path)
     if not path.is_file():
         raise UserError(f"SQuAD file not found: {path}", hint="see `nvlm data download squad`")
-    raw = path.read_bytes()
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    raw = outputs.read_bytes(path)
+    obj = outputs.parse_json(raw, path)
     return parse_squad(
         obj,
         version,

@@ -1,4 +1,5 @@
-"""The run directory's one owner: what may be created, resumed, cleared and locked.
+"""The run directory's one owner: its layout (the names below), and what may be created,
+resumed, cleared and locked.
 
 - RUN has checkpoints and the same resolved config -> resume from the newest checkpoint that
   restores completely (nvlm.train.state).
@@ -24,9 +25,9 @@ from pathlib import Path
 import yaml
 
 from nvlm import __version__
+from nvlm.checkpoint_files import holds_checkpoints
 from nvlm.errors import UserError
-from nvlm.outputs import check_writable_dir, exclusive_lock, refuse_inputs
-from nvlm.train.checkpoint_files import holds_checkpoints
+from nvlm.outputs import check_writable_dir, exclusive_lock, read_yaml, refuse_inputs
 
 # Keys that may differ between the original run and a resume without changing the result.
 RESUME_SAFE = {
@@ -36,27 +37,27 @@ RESUME_SAFE = {
     "data.verify",  # how much of the data is checked at start, not what is trained
 }
 
+# The layout of a run directory: every name nvlm gives a file in RUN is spelled here only.
 MARKER = ".nvlm"  # {"kind": "run", "nvlm": version, "created": ...}: this directory is ours
-LOCK = ".lock"
+LOCK = ".lock"  # held while a run trains (see `locked`)
+CONFIG = "config.yaml"  # the resolved config, with where each value came from
+CHECKPOINTS = "checkpoints"  # ckpt-STEP.{index,data-*} and the `checkpoint` pointer
+METRICS = "metrics.jsonl"  # one JSON object per logged step
+TENSORBOARD = "tb"
+LOGS = "logs"  # run.log, rank-N.log, rank-N.status.json
+SUMMARY = "summary.json"  # the end-of-run figures
+VOCAB = "vocab.txt"  # the vocab the model was trained with (the name HF directories use too)
+TOKENIZER_CONFIG = "tokenizer_config.json"  # {"do_lower_case": ...}, as Hugging Face reads it
+HF_EXPORT = "hf"  # Hugging Face exports of the trained model
+EVAL = "eval"  # evaluation outputs (predictions, null odds)
 # Everything nvlm itself writes in a run directory; --overwrite removes these and only these.
-OWNED = (
-    MARKER,
-    "config.yaml",
-    "checkpoints",
-    "metrics.jsonl",
-    "tb",
-    "logs",
-    "summary.json",
-    "vocab.txt",
-    "tokenizer_config.json",
-    "hf",
-    "eval",
-)
+OWNED = (MARKER, CONFIG, CHECKPOINTS, METRICS, TENSORBOARD, LOGS, SUMMARY, VOCAB,
+         TOKENIZER_CONFIG, HF_EXPORT, EVAL)  # fmt: skip
 
 
 def has_checkpoint(run: Path) -> bool:
     """Any checkpoint file, whole or not: such a run is resumed or refused, never restarted."""
-    return holds_checkpoints(Path(run) / "checkpoints")
+    return holds_checkpoints(Path(run) / CHECKPOINTS)
 
 
 def is_nvlm_run(run: Path) -> bool:
@@ -68,7 +69,7 @@ def is_nvlm_run(run: Path) -> bool:
         except (OSError, ValueError, AttributeError):
             return False
     try:
-        old = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+        old = yaml.safe_load((run / CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         return False
     return isinstance(old, dict) and "train" in old and "model" in old
@@ -99,9 +100,9 @@ def prepare(
                 f"run directory {run} holds checkpoints and --no-resume was given "
                 "(add --overwrite to start over, or choose another --out)"
             )
-        old_path = run / "config.yaml"
+        old_path = run / CONFIG
         if old_path.exists():
-            old = yaml.safe_load(old_path.read_text(encoding="utf-8")) or {}
+            old = read_yaml(old_path, "run config", fix="restore it, or use --overwrite") or {}
             diff = first_difference(_layout_free(_flatten(old)), _layout_free(_flatten(new_config)))
             if diff:
                 key, a, b = diff
