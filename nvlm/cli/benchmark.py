@@ -59,7 +59,7 @@ def peak(
 
         nvlm benchmark peak --precision bf16 --refresh --json
     """
-    from nvlm.bench import peak as peak_mod
+    from nvlm.train import peak as peak_mod
 
     wanted = [p.strip().lower() for p in precision.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in peak_mod.PRECISIONS]
