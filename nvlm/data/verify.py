@@ -177,3 +177,28 @@ _CHECKERS: dict[str, Callable[[Path, dict], dict]] = {
     KIND_PRETRAINING: _verify_pretraining,
     KIND_LM: verify_lm_directory,
 }
+
+
+def refuse_bad(report: dict, directory: Path) -> None:
+    """Raise a `UserError` naming a few bad files of `report` and how to rebuild them."""
+    if report["bad"]:
+        raise UserError(
+            f"{len(report['bad'])} of {report['files']} shard(s) in {directory} are bad: "
+            + bad_summary(report["bad"]),
+            hint=report.get(
+                "rebuild_hint", "re-run the same `nvlm data pretraining` command to rebuild them"
+            ),
+        )
+
+
+def bad_summary(bad: list[dict], files: int = 4, problems: int = 2) -> str:
+    """`name: problem; problem, name: ...`, a few of each: the error line stays readable when
+    stdout (the full list) goes to a pipe."""
+    parts = []
+    for entry in bad[:files]:
+        shown = entry["problems"][:problems]
+        more = len(entry["problems"]) - len(shown)
+        parts.append(f"{entry['name']}: " + "; ".join(shown) + (f" (+{more} more)" if more else ""))
+    if len(bad) > files:
+        parts.append(f"and {len(bad) - files} more")
+    return ", ".join(parts)
