@@ -185,7 +185,7 @@ def test_a_run_and_an_export_made_before_the_change_give_the_same_outputs(tmp_pa
     import json
     import shutil
 
-    from tests.helpers import invoke
+    from helpers import invoke
 
     fixtures = Path(__file__).parent / "fixtures" / "before-architecture"
     for name, saved in (("run", "features.jsonl"), ("hf", "features-hf.jsonl")):

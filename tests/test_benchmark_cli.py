@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.helpers import error_line, invoke
+from helpers import error_line, invoke
 
 NVLM = [sys.executable, "-m", "nvlm"]
 RECORD_FIELDS = {
@@ -192,7 +191,9 @@ def test_out_never_appends_to_a_file_nvlm_did_not_write(tmp_path):
 def test_a_stopped_sweep_prints_and_keeps_the_points_measured(tmp_path, signum, code):
     out = tmp_path / "bench.jsonl"
     cmd = [*NVLM, "benchmark", "infer", "--model", "bert", "--size", "tiny", "--seq-len", "64",
-           "--batch-sizes", "1,2,4,8", "--steps", "400", "--max-busy", "1", "--out", str(out)]  # fmt: skip
+           "--batch-sizes", "1,2,4,8", "--steps", "3000", "--max-busy", "1", "--out", str(out)]  # fmt: skip
+    # 3000 steps: the three points after the first take seconds, so the signal (sent as soon as
+    # the first point is recorded) arrives mid-sweep even on a fast, idle machine.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (out.exists() and out.read_text().strip()):

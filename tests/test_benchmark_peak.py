@@ -7,10 +7,9 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from helpers import error_line
+from helpers import error_line, invoke
 
 from nvlm.train import peak as peak_mod
-from tests.helpers import invoke
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nvlm.train import peak as peak_mod
 from nvlm.bench import timing
+from nvlm.train import peak as peak_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import invoke
 
 from nvlm import registry
 from nvlm.bench.synthetic import (
@@ -23,7 +24,6 @@ from nvlm.data.lm.corpus import read_lm_directory
 from nvlm.data.pretraining.shards import read_shards
 from nvlm.data.verify import verify_directory
 from nvlm.errors import UserError
-from tests.helpers import invoke
 
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103  # Google's BERT vocab layout
 FIRST_PIECE = 104

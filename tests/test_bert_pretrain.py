@@ -10,20 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import checkpoint_values, kill_after_checkpoint
+from helpers import checkpoint_values, error_line, invoke, json_of, kill_after_checkpoint
 
-from tests.helpers import invoke
-
-SENTENCES = [
-    "the cat sat on the mat .",
-    "a dog ran in the park .",
-    "birds sing in the morning .",
-    "she likes green apples .",
-    "he plays the old piano .",
-    "the river runs to the sea .",
-    "we bake bread on sunday .",
-    "my friend reads many books .",
-]
 TINY = [
     "--set",
     "model.size=tiny",
@@ -36,53 +24,6 @@ TINY = [
     "--set",
     "train.warmup_steps=10",
 ]
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    """A repetitive corpus (every sentence predictable from its neighbours) as BERT shards."""
-    root = tmp_path_factory.mktemp("bert-data")
-    rng = np.random.default_rng(0)
-    lines = []
-    for _ in range(200):
-        k = int(rng.integers(len(SENTENCES)))
-        lines += [SENTENCES[(k + j) % len(SENTENCES)] for j in range(4)] + [""]
-    (root / "corpus.txt").write_text("\n".join(lines) + "\n")
-    r = invoke(
-        "data",
-        "vocab",
-        "--input",
-        root / "corpus.txt",
-        "--vocab-size",
-        200,
-        "--out",
-        root / "vocab.txt",
-    )
-    assert r.exit_code == 0, r.output
-    r = invoke(
-        "data",
-        "pretraining",
-        "--model",
-        "bert",
-        "--input",
-        root / "corpus.txt",
-        "--vocab",
-        root / "vocab.txt",
-        "--out",
-        root / "shards",
-        "--seq-len",
-        32,
-        "--max-predictions",
-        5,
-        "--dupe-factor",
-        3,
-        "--shards",
-        2,
-        "--workers",
-        1,
-    )
-    assert r.exit_code == 0, r.output
-    return root / "shards"
 
 
 def pretrain(shards: Path, out: Path, *extra: str, steps: int = 4, preset: str = "cpu-fp32"):
@@ -110,15 +51,10 @@ def pretrain(shards: Path, out: Path, *extra: str, steps: int = 4, preset: str =
     )
 
 
-def summary_of(result) -> dict:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout[result.stdout.index("{") :])
-
-
 @pytest.mark.slow
-def test_tiny_bert_learns_a_repetitive_corpus(shards, tmp_path):
+def test_tiny_bert_learns_a_repetitive_corpus(bert_shards, tmp_path):
     result = pretrain(
-        shards,
+        bert_shards,
         tmp_path / "run",
         "--set",
         "train.lr=2e-2",
@@ -128,7 +64,7 @@ def test_tiny_bert_learns_a_repetitive_corpus(shards, tmp_path):
         "train.log_every=100",
         steps=700,
     )
-    summary = summary_of(result)
+    summary = json_of(result)
     assert summary["final"]["mlm_acc"] > 0.9
     assert summary["final"]["nsp_acc"] > 0.8
     assert 0 < summary["mfu"] <= 1.0  # of the peak measured on this machine
@@ -138,7 +74,7 @@ def test_tiny_bert_learns_a_repetitive_corpus(shards, tmp_path):
     assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "vocab.txt").exists()
 
 
-def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(bert_shards, tmp_path):
     args = [
         "--steps",
         "40",
@@ -164,7 +100,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
             "--preset",
             "cpu-fp32",
             "--data",
-            str(shards),
+            str(bert_shards),
             "--out",
             str(out),
             *args,
@@ -188,8 +124,8 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
         np.testing.assert_allclose(resumed[key], full[key], atol=1e-6, rtol=0, err_msg=key)
 
 
-def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(shards, tmp_path):
-    summary_of(pretrain(shards, tmp_path / "p1", steps=6))
+def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(bert_shards, tmp_path):
+    json_of(pretrain(bert_shards, tmp_path / "p1", steps=6))
     p1 = checkpoint_values(tmp_path / "p1")
     result = invoke(
         "pretrain",
@@ -202,7 +138,7 @@ def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(shards, tmp_pa
         "--init",
         tmp_path / "p1",
         "--data",
-        shards,
+        bert_shards,
         "--out",
         tmp_path / "p2",
         "--steps",
@@ -219,7 +155,7 @@ def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(shards, tmp_pa
         "model.dropout=0",
         "--json",
     )
-    summary = summary_of(result)
+    summary = json_of(result)
     assert summary["stage"] == "pretrain_phase2" and summary["steps"] == 3
     assert summary["resumed_from_step"] == 0
     p2 = checkpoint_values(tmp_path / "p2")
@@ -230,19 +166,21 @@ def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(shards, tmp_pa
 
 
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "amp", "bf16"])
-def test_every_precision_trains_a_few_steps(shards, tmp_path, precision):
-    summary = summary_of(pretrain(shards, tmp_path / precision, "--precision", precision, steps=3))
+def test_every_precision_trains_a_few_steps(bert_shards, tmp_path, precision):
+    summary = json_of(
+        pretrain(bert_shards, tmp_path / precision, "--precision", precision, steps=3)
+    )
     assert summary["precision"] == precision and summary["steps"] == 3
     assert np.isfinite(summary["final"]["loss"])
 
 
-def test_xla_step(shards, tmp_path):
-    summary = summary_of(pretrain(shards, tmp_path / "xla", "--xla", steps=3))
+def test_xla_step(bert_shards, tmp_path):
+    summary = json_of(pretrain(bert_shards, tmp_path / "xla", "--xla", steps=3))
     assert summary["xla"] is True and np.isfinite(summary["final"]["loss"])
 
 
-def test_eval_mlm_on_held_out_shards(shards, tmp_path):
-    summary_of(pretrain(shards, tmp_path / "run", steps=4))
+def test_eval_mlm_on_held_out_shards(bert_shards, tmp_path):
+    json_of(pretrain(bert_shards, tmp_path / "run", steps=4))
     result = invoke(
         "eval",
         "--model",
@@ -252,7 +190,7 @@ def test_eval_mlm_on_held_out_shards(shards, tmp_path):
         "--init",
         tmp_path / "run",
         "--data",
-        shards,
+        bert_shards,
         "--json",
     )
     assert result.exit_code == 0, result.output
@@ -263,38 +201,30 @@ def test_eval_mlm_on_held_out_shards(shards, tmp_path):
 # --- bad input: one line, exit 2 --------------------------------------------------------
 
 
-def _error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm: error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 def test_missing_shard_directory(tmp_path):
-    line = _error_line(pretrain(tmp_path / "nope", tmp_path / "run"))
+    line = error_line(pretrain(tmp_path / "nope", tmp_path / "run"))
     assert "does not exist" in line and "nvlm data pretraining" in line
 
 
-def test_shards_with_another_sequence_length(shards, tmp_path):
-    line = _error_line(pretrain(shards, tmp_path / "run", "--set", "data.seq_len=64"))
+def test_shards_with_another_sequence_length(bert_shards, tmp_path):
+    line = error_line(pretrain(bert_shards, tmp_path / "run", "--set", "data.seq_len=64"))
     assert "data.seq_len=64" in line and "32" in line
 
 
-def test_shards_with_another_vocab_than_the_init_checkpoint(shards, tmp_path):
-    summary_of(pretrain(shards, tmp_path / "p1", steps=2))
+def test_shards_with_another_vocab_than_the_init_checkpoint(bert_shards, tmp_path):
+    json_of(pretrain(bert_shards, tmp_path / "p1", steps=2))
     cfg = (tmp_path / "p1" / "config.yaml").read_text()
     (tmp_path / "p1" / "config.yaml").write_text(cfg.replace("vocab_size: ", "vocab_size: 8"))
-    line = _error_line(pretrain(shards, tmp_path / "run", "--init", tmp_path / "p1"))
+    line = error_line(pretrain(bert_shards, tmp_path / "run", "--init", tmp_path / "p1"))
     assert "vocab" in line
 
 
-def test_unknown_set_key(shards, tmp_path):
-    line = _error_line(pretrain(shards, tmp_path / "run", "--set", "train.lrr=1"))
+def test_unknown_set_key(bert_shards, tmp_path):
+    line = error_line(pretrain(bert_shards, tmp_path / "run", "--set", "train.lrr=1"))
     assert "train.lrr" in line
 
 
-def test_phase2_without_init(shards, tmp_path):
+def test_phase2_without_init(bert_shards, tmp_path):
     r = invoke(
         "pretrain",
         "--model",
@@ -304,31 +234,31 @@ def test_phase2_without_init(shards, tmp_path):
         "--phase",
         "2",
         "--data",
-        shards,
+        bert_shards,
         "--out",
         tmp_path / "run",
     )
-    assert "--init" in _error_line(r)
+    assert "--init" in error_line(r)
 
 
-def test_init_from_another_architecture(shards, tmp_path):
+def test_init_from_another_architecture(bert_shards, tmp_path):
     hf = tmp_path / "gpt2"
     hf.mkdir()
     (hf / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2}))
-    line = _error_line(pretrain(shards, tmp_path / "run", "--init", hf))
+    line = error_line(pretrain(bert_shards, tmp_path / "run", "--init", hf))
     assert "gpt2" in line
 
 
-def test_rerun_with_other_settings_is_refused(shards, tmp_path):
-    summary_of(pretrain(shards, tmp_path / "run", steps=2))
-    line = _error_line(pretrain(shards, tmp_path / "run", "--set", "train.lr=0.5", steps=2))
+def test_rerun_with_other_settings_is_refused(bert_shards, tmp_path):
+    json_of(pretrain(bert_shards, tmp_path / "run", steps=2))
+    line = error_line(pretrain(bert_shards, tmp_path / "run", "--set", "train.lr=0.5", steps=2))
     assert "effective_lr" in line and "--overwrite" in line
 
 
 @pytest.fixture(scope="module")
-def trained(shards, tmp_path_factory) -> Path:
+def trained(bert_shards, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("trained") / "run"
-    summary_of(pretrain(shards, run, steps=4))
+    json_of(pretrain(bert_shards, run, steps=4))
     return run
 
 

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from helpers import error_line
+from helpers import error_line, invoke
 from rich.console import Console
 
 from nvlm.cli.main import app
-from tests.helpers import invoke
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SQUAD = FIXTURES / "squad" / "tiny-v1.1.json"
@@ -92,7 +91,7 @@ def _run_measured(command: list[str], out: Path, bound_kb: int, timeout: float =
 def test_long_context_is_answered_and_an_oversized_line_refused_with_bounded_memory(
     qa_run, tmp_path
 ):
-    from nvlm.cli.jsonl_pipeline import MAX_LINE_BYTES
+    from nvlm.tasks.pipeline import MAX_LINE_BYTES
 
     long_context = _context(200_000)
     lines = [

@@ -18,6 +18,7 @@ import threading
 import zipfile
 
 import pytest
+from helpers import error_line
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -56,12 +57,11 @@ def small_disk(monkeypatch):
     )
 
 
-def _error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm:")]
-    assert len(lines) == 1 and lines[0].startswith("nvlm: error: no space left on the device")
-    return lines[0]
+def disk_full_line(result) -> str:
+    """The run's one error line (exit 1), which says the disk is full."""
+    line = error_line(result, code=1)
+    assert line.startswith("nvlm: error: no space left on the device"), line
+    return line
 
 
 def test_full_disk_while_writing_a_shard(small_disk, demo_corpus, demo_vocab, tmp_path):
@@ -71,7 +71,7 @@ def test_full_disk_while_writing_a_shard(small_disk, demo_corpus, demo_vocab, tm
         ["data", "pretraining", "--model", "bert", "--input", str(demo_corpus), "--vocab",
          str(demo_vocab), "--out", str(out), "--workers", "1", "--shards", "1"],
     )  # fmt: skip
-    line = _error_line(result)
+    line = disk_full_line(result)
     assert f"writing {out / 'shard-00000.hdf5'} (" in line
     # 600 documents x 5 passes: a shard of about 5.5 MB; the estimate is within its range.
     needed = line.split("it needs about ")[1].split(")")[0]
@@ -90,7 +90,7 @@ def test_full_disk_while_spilling_tokens(demo_corpus, demo_vocab, tmp_path, monk
         ["data", "pretraining", "--model", "bert", "--input", str(demo_corpus), "--vocab",
          str(demo_vocab), "--out", str(out), "--workers", "1", "--shards", "1"],
     )  # fmt: skip
-    assert f"writing {out / '.nvlm-partial'} (" in _error_line(result)
+    assert f"writing {out / '.nvlm-partial'} (" in disk_full_line(result)
     assert not out.exists()
 
 
@@ -99,7 +99,7 @@ def test_full_disk_in_data_lm(small_disk, tmp_path):
     text.write_text("".join(f"w{i % 997} w{i % 13} w{i % 7}\n" for i in range(200_000)))
     out = tmp_path / "lm"
     result = runner.invoke(app, ["data", "lm", "--train", str(text), "--out", str(out)])
-    line = _error_line(result)
+    line = disk_full_line(result)
     assert f"writing {out / 'train.hdf5'} (" in line and "it needs about" in line
     assert not out.exists()
 
@@ -130,7 +130,7 @@ def test_full_disk_in_data_wikipedia(tmp_path, monkeypatch):
     result = runner.invoke(
         app, ["data", "wikipedia", str(dump), "--out", str(out), "--workers", "1"]
     )
-    assert f"writing {out} (" in _error_line(result)
+    assert f"writing {out} (" in disk_full_line(result)
     assert not out.exists()
 
 
@@ -166,7 +166,7 @@ def test_full_disk_in_data_download_removes_the_part_file(tmp_path, monkeypatch)
     finally:
         httpd.shutdown()
         httpd.server_close()
-    line = _error_line(result)
+    line = disk_full_line(result)
     assert f"writing {out / 'wikitext-2-v1.zip.part'} (" in line
     assert "it needs about 293" in line  # the Content-Length, in KB
     assert not out.exists()

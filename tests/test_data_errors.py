@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import error_line
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -22,11 +23,11 @@ def _pretrain(corpus, vocab, out, *extra: str):
 
 
 def _assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nvlm: error: "), result.stderr
+    """The shared error line (exit 2), alone on stderr, holding every fragment."""
+    line = error_line(result)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in line, line
 
 
 def test_missing_input_file(demo_vocab, tmp_path):

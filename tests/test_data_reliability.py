@@ -19,6 +19,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+from helpers import error_line
 from typer.testing import CliRunner
 
 from nvlm.cli.main import app
@@ -32,16 +33,6 @@ from nvlm.data.pretraining.shard_format import PARTIAL_DIR
 runner = CliRunner()
 NVLM = [sys.executable, "-m", "nvlm"]
 LINUX_PROC = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-
-
-def one_error_line(result, code: int = 2) -> str:
-    """The command failed with `code` and said why in one line (progress notes may precede)."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.stderr
-    lines = [x for x in result.stderr.splitlines() if x.startswith("nvlm:")]
-    assert len(lines) == 1 and lines[0].startswith("nvlm: error: "), result.stderr
-    assert result.stderr.strip().endswith(lines[0])
-    return lines[0]
 
 
 def digests(directory: Path) -> dict[str, str]:
@@ -70,7 +61,7 @@ def test_vocab_never_writes_over_its_input_even_with_overwrite(demo_corpus, tmp_
         result = runner.invoke(
             app, ["data", "vocab", "--input", str(corpus), "--out", str(corpus), *extra]
         )
-        line = one_error_line(result)
+        line = error_line(result)
         assert f"--out {corpus} is the input --input {corpus}" in line
         assert "never writes over its inputs" in line
     assert corpus.read_bytes() == before
@@ -81,7 +72,7 @@ def test_vocab_replaces_an_existing_file_only_with_overwrite(demo_corpus, tmp_pa
     out = tmp_path / "vocab.txt"
     out.write_text("my notes\n")
     args = ["data", "vocab", "--input", str(demo_corpus), "--vocab-size", "300", "--out", str(out)]
-    line = one_error_line(runner.invoke(app, args))
+    line = error_line(runner.invoke(app, args))
     assert f"--out {out} exists" in line and "--overwrite" in line
     assert out.read_text() == "my notes\n"
     result = runner.invoke(app, [*args, "--overwrite"])
@@ -93,14 +84,14 @@ def test_pretraining_out_equal_to_its_input_directory_is_refused(demo_corpus, de
     corpus_dir = tmp_path / "corpus"
     corpus_dir.mkdir()
     shutil.copyfile(demo_corpus, corpus_dir / "c.txt")
-    line = one_error_line(pretrain(corpus_dir, demo_vocab, corpus_dir))
+    line = error_line(pretrain(corpus_dir, demo_vocab, corpus_dir))
     assert f"--out {corpus_dir} is the input --input {corpus_dir}" in line
     assert sorted(p.name for p in corpus_dir.iterdir()) == ["c.txt"]
     # The vocab kept in --out would be replaced by the vocab copy: refused too.
     out = tmp_path / "out"
     out.mkdir()
     shutil.copyfile(demo_vocab, out / "vocab.txt")
-    line = one_error_line(pretrain(demo_corpus, out / "vocab.txt", out))
+    line = error_line(pretrain(demo_corpus, out / "vocab.txt", out))
     assert f"--out {out} contains the input --vocab {out / 'vocab.txt'}" in line
 
 
@@ -128,7 +119,7 @@ def test_lm_out_holding_an_input_is_refused(tmp_path):
     result = runner.invoke(
         app, ["data", "lm", "--train", str(data / "train.txt"), "--out", str(data)]
     )
-    line = one_error_line(result)
+    line = error_line(result)
     assert f"--out {data} contains the input --train {data / 'train.txt'}" in line
     assert sorted(p.name for p in data.iterdir()) == ["train.txt"]
 
@@ -139,7 +130,7 @@ def test_lm_replaces_files_it_did_not_make_only_with_overwrite(tmp_path):
     out.mkdir()
     (out / "vocab.txt").write_text("mine\n")
     args = ["data", "lm", "--train", str(tmp_path / "train.txt"), "--out", str(out)]
-    line = one_error_line(runner.invoke(app, args))
+    line = error_line(runner.invoke(app, args))
     assert "already holds vocab.txt, not made by `nvlm data lm`" in line and "--overwrite" in line
     assert (out / "vocab.txt").read_text() == "mine\n"
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
@@ -151,16 +142,14 @@ def test_lm_replaces_files_it_did_not_make_only_with_overwrite(tmp_path):
 def test_wikipedia_dump_inside_out_is_refused(tmp_path):
     dump = tmp_path / "enwiki-pages-articles.xml.bz2"
     dump.write_bytes(b"BZh9")
-    line = one_error_line(
-        runner.invoke(app, ["data", "wikipedia", str(dump), "--out", str(tmp_path)])
-    )
+    line = error_line(runner.invoke(app, ["data", "wikipedia", str(dump), "--out", str(tmp_path)]))
     assert f"--out {tmp_path} contains the input DUMP {dump}" in line
 
 
 def test_demo_corpus_refuses_an_existing_corpus_without_overwrite(tmp_path):
     (tmp_path / "corpus.txt").write_text("mine\n")
     args = ["data", "demo-corpus", "--out", str(tmp_path), "--documents", "20"]
-    line = one_error_line(runner.invoke(app, args))
+    line = error_line(runner.invoke(app, args))
     assert f"{tmp_path / 'corpus.txt'} exists" in line
     assert (tmp_path / "corpus.txt").read_text() == "mine\n"
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
@@ -183,7 +172,7 @@ def splits(tmp_path) -> dict[str, Path]:
 def test_lm_error_in_a_split_leaves_no_directory(splits, tmp_path, bad):
     out = tmp_path / "lm"
     args = ["data", "lm", "--train", str(splits["train"]), "--valid", str(splits[bad])]
-    line = one_error_line(runner.invoke(app, [*args, "--out", str(out)]))
+    line = error_line(runner.invoke(app, [*args, "--out", str(out)]))
     assert ("holds no words (an empty split)" if bad == "empty" else "is not UTF-8") in line
     assert not out.exists()
 
@@ -194,7 +183,7 @@ def test_lm_error_leaves_an_existing_corpus_as_it_was(splits, tmp_path):
     assert runner.invoke(app, [*ok, "--out", str(out)]).exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     bad = ["data", "lm", "--train", str(splits["train"]), "--valid", str(splits["latin1"])]
-    one_error_line(runner.invoke(app, [*bad, "--out", str(out)]))
+    error_line(runner.invoke(app, [*bad, "--out", str(out)]))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert runner.invoke(app, ["data", "verify", str(out)]).exit_code == 0
 
@@ -234,7 +223,7 @@ def test_a_second_run_into_a_directory_being_written_is_refused(demo_corpus, dem
     fd = os.open(out, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # as the first run holds it
     try:
-        line = one_error_line(pretrain(demo_corpus, demo_vocab, out))
+        line = error_line(pretrain(demo_corpus, demo_vocab, out))
     finally:
         os.close(fd)
     assert f"--out {out} is being written by another `nvlm data pretraining`" in line
@@ -360,7 +349,7 @@ def test_download_offline_says_so_and_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     out = tmp_path / "data" / "squad-here"
-    line = one_error_line(runner.invoke(app, ["data", "download", "squad", "--out", str(out)]), 1)
+    line = error_line(runner.invoke(app, ["data", "download", "squad", "--out", str(out)]), 1)
     assert "cannot resolve rajpurkar.github.io: this machine looks offline" in line
     assert "train-v1.1.json, dev-v1.1.json" in line
     assert "nvlm data download squad --from PATH" in line
@@ -375,9 +364,7 @@ def test_download_from_an_unreachable_host_says_so_and_leaves_nothing(tmp_path, 
     artifact = Artifact("wikitext-2-v1.zip", (url,), "sha256:" + "0" * 64, ("w/wiki.train.tokens",))
     monkeypatch.setitem(download_sources.SOURCES, ("wikitext-2", None), (artifact,))
     out = tmp_path / "new"
-    line = one_error_line(
-        runner.invoke(app, ["data", "download", "wikitext-2", "--out", str(out)]), 1
-    )
+    line = error_line(runner.invoke(app, ["data", "download", "wikitext-2", "--out", str(out)]), 1)
     assert f"cannot reach 127.0.0.1:{port} (connection refused)" in line and "--from PATH" in line
     assert not out.exists()
 
@@ -396,7 +383,7 @@ def test_download_replaces_a_file_that_is_not_the_published_one_only_when_told(
     target.parent.mkdir(parents=True)
     target.write_text("my own edit")
     args = ["data", "download", "squad", "--out", str(tmp_path / "out"), "--from", str(src)]
-    line = one_error_line(runner.invoke(app, args))
+    line = error_line(runner.invoke(app, args))
     assert f"{target} exists but is not the published train-v1.1.json" in line
     assert target.read_text() == "my own edit"
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
@@ -417,7 +404,7 @@ def test_verify_prints_its_result_on_stdout_and_the_error_on_stderr(
     with h5py.File(out / "shard-00001.hdf5", "r+") as f:
         f["segment_ids"][5, 0] = 1
     result = runner.invoke(app, ["data", "verify", str(out)])
-    line = one_error_line(result)
+    line = error_line(result)
     assert "1 of 2 shard(s)" in line and "shard-00001.hdf5: sha256 differs" in line
     bad = [x for x in result.stdout.splitlines() if x.startswith("bad ")]
     assert len(bad) == 1 and bad[0].startswith("bad shard-00001.hdf5: sha256 differs")

@@ -9,9 +9,9 @@ Why equal weights are expected: rank r takes every 2nd example of each global mi
 (nvlm.data.examples), so step k sees the same examples on 1 or 2 processes, and the
 averaged gradient equals the single-process one when each rank's loss is normalised like the
 whole batch's. BERT's MLM loss is a mean over the micro-batch's masked tokens, so that holds when
-every example has the same number of masked tokens: the shards are made so (masked_lm_prob 0.5
-with max_predictions 5 on 32-token sequences), and the first test checks it. docs/distributed.md
-has the numbers for the general case.
+every example has the same number of masked tokens: the shards are made so (conftest.py's
+`rank_shards`: masked_lm_prob 0.5 with max_predictions 5 on 32-token sequences), and the first
+test checks it. docs/distributed.md has the numbers for the general case.
 
 One more task (e.g. SQuAD fine-tuning) is one more entry in CASES.
 """
@@ -32,10 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import checkpoint_values
-from typer.testing import CliRunner
-
-from nvlm.cli.main import app
+from helpers import checkpoint_values, invoke, ok
 
 hvd = pytest.importorskip("horovod.tensorflow", reason="Horovod is built by `make horovod`")
 pytestmark = [pytest.mark.horovod, pytest.mark.slow]
@@ -88,7 +85,7 @@ def bert_squad(init: Path, out: Path, processes: int) -> list[str]:
 
 
 CASES = {
-    "bert-pretrain": Case("bert_shards", bert_pretrain),
+    "bert-pretrain": Case("rank_shards", bert_pretrain),
     # Fine-tunes the 1-process BERT run above.
     "bert-squad": Case("one_process", bert_squad),
 }
@@ -100,9 +97,7 @@ CASES = {
 def nvlm(*args: str, launcher: str | None = None) -> dict:
     """Run nvlm in this process (the launched ranks are new processes); return the summary."""
     argv = [*args, "--json"] + (["--launcher", launcher] if launcher else [])
-    result = CliRunner().invoke(app, argv, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(ok(invoke(*argv)).stdout)
 
 
 def nvlm_process(*args: str, env: dict | None = None, timeout: float = 300):
@@ -138,45 +133,33 @@ def statuses(run: Path) -> dict[int, str]:
 
 
 @pytest.fixture(scope="module")
-def bert_shards(demo_corpus, demo_vocab, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist") / "shards"
-    result = CliRunner().invoke(app, [
-        "data", "pretraining", "--model", "bert", "--input", str(demo_corpus),
-        "--vocab", str(demo_vocab), "--out", str(out), "--seq-len", "32",
-        "--max-predictions", "5", "--masked-lm-prob", "0.5", "--short-seq-prob", "0",
-        "--dupe-factor", "1", "--shards", "2", "--workers", "1"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out
-
-
-@pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("runs")
 
 
 @pytest.fixture(scope="module")
-def one_process(bert_shards, runs) -> Path:
+def one_process(rank_shards, runs) -> Path:
     out = runs / "one"
-    summary = nvlm(*bert_pretrain(bert_shards, out, 1))
+    summary = nvlm(*bert_pretrain(rank_shards, out, 1))
     assert summary["steps"] == STEPS and summary["global_batch"] == 2 * MICRO
     return out
 
 
 @pytest.fixture(scope="module")
-def two_ranks_gloo(bert_shards, runs) -> Path:
+def two_ranks_gloo(rank_shards, runs) -> Path:
     out = runs / "two-gloo"
-    summary = nvlm(*bert_pretrain(bert_shards, out, 2), launcher="horovodrun")
+    summary = nvlm(*bert_pretrain(rank_shards, out, 2), launcher="horovodrun")
     assert summary["processes"] == 2 and summary["global_batch"] == 2 * MICRO
     return out
 
 
 @pytest.fixture(scope="module")
-def killed_on_two_ranks(bert_shards, runs):
+def killed_on_two_ranks(rank_shards, runs):
     """A 2-rank run whose rank 1 is SIGKILLed at the start of step 5 (checkpoints at 2 and 4)."""
     out = runs / "killed"
     launcher = "mpirun" if MPIRUN else "horovodrun"
     proc, ended = nvlm_process(
-        *bert_pretrain(bert_shards, out, 2), "--launcher", launcher,
+        *bert_pretrain(rank_shards, out, 2), "--launcher", launcher,
         env={"NVLM_TEST_CRASH_RANK": "1", "NVLM_TEST_CRASH_STEP": "5",
              "NVLM_TEST_CRASH_MODE": "kill"})  # fmt: skip
     return out, proc, ended
@@ -185,9 +168,9 @@ def killed_on_two_ranks(bert_shards, runs):
 # --- equivalence ------------------------------------------------------------------------------
 
 
-def test_every_example_has_the_same_number_of_masked_tokens(bert_shards):
+def test_every_example_has_the_same_number_of_masked_tokens(rank_shards):
     # The precondition of comparing weights within 1e-5 (see the module docstring).
-    for path in sorted(bert_shards.glob("*.hdf5")):
+    for path in sorted(rank_shards.glob("*.hdf5")):
         with h5py.File(path, "r") as f:
             counts = (f["masked_lm_positions"][:] != 0).sum(axis=1)
         assert set(counts.tolist()) == {5}, path
@@ -232,13 +215,13 @@ def test_two_ranks_end_with_the_weights_of_one_process(case, launcher, request, 
 
 
 @pytest.mark.parametrize("mode", ["kill", "raise"])
-def test_a_dead_rank_ends_the_job_and_is_named(mode, bert_shards, runs, request):
+def test_a_dead_rank_ends_the_job_and_is_named(mode, rank_shards, runs, request):
     if mode == "kill":
         out, proc, ended = request.getfixturevalue("killed_on_two_ranks")
     else:  # an exception in rank 1, under horovodrun (Gloo)
         out = runs / "raised"
         proc, ended = nvlm_process(
-            *bert_pretrain(bert_shards, out, 2), "--launcher", "horovodrun",
+            *bert_pretrain(rank_shards, out, 2), "--launcher", "horovodrun",
             env={"NVLM_TEST_CRASH_RANK": "1", "NVLM_TEST_CRASH_STEP": "3"})  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
@@ -256,25 +239,25 @@ def test_a_dead_rank_ends_the_job_and_is_named(mode, bert_shards, runs, request)
 
 
 def test_a_run_killed_on_two_ranks_resumes_on_two(
-    killed_on_two_ranks, two_ranks_gloo, bert_shards, runs
+    killed_on_two_ranks, two_ranks_gloo, rank_shards, runs
 ):
     killed, proc, _ = killed_on_two_ranks
     assert proc.returncode == 1
     out = runs / "resumed-two"
     shutil.copytree(killed, out)
-    summary = nvlm(*bert_pretrain(bert_shards, out, 2))
+    summary = nvlm(*bert_pretrain(rank_shards, out, 2))
     # Rank 0 may have been killed while writing checkpoint 4: the pointer then names 2.
     assert summary["resumed_from_step"] in (2, 4) and summary["steps"] == STEPS
     assert_same_weights(two_ranks_gloo, out, atol=1e-5)
 
 
 def test_a_two_rank_checkpoint_resumes_on_one_process(
-    killed_on_two_ranks, one_process, bert_shards, runs
+    killed_on_two_ranks, one_process, rank_shards, runs
 ):
     killed, _, _ = killed_on_two_ranks
     out = runs / "resumed-one"
     shutil.copytree(killed, out)
-    summary = nvlm(*bert_pretrain(bert_shards, out, 1))
+    summary = nvlm(*bert_pretrain(rank_shards, out, 1))
     assert summary["resumed_from_step"] in (2, 4) and summary["processes"] == 1
     assert_same_weights(one_process, out, atol=1e-5)
 
@@ -283,12 +266,12 @@ def test_a_two_rank_checkpoint_resumes_on_one_process(
 
 
 def test_ctrl_c_stops_every_rank_after_the_same_step_then_resumes(
-    bert_shards, two_ranks_gloo, runs
+    rank_shards, two_ranks_gloo, runs
 ):
     out = runs / "interrupted"
     launcher = "mpirun" if MPIRUN else "horovodrun"
     args = [
-        *bert_pretrain(bert_shards, out, 2),
+        *bert_pretrain(rank_shards, out, 2),
         "--launcher",
         launcher,
         "--set",
@@ -317,7 +300,7 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_then_resumes(
     assert last.startswith(f"nvlm: interrupted at step {summary['steps']} of {STEPS}; "), last
     assert statuses(out) == {0: "ok", 1: "ok"}
     resumed = nvlm(
-        *bert_pretrain(bert_shards, out, 2),
+        *bert_pretrain(rank_shards, out, 2),
         "--set",
         "train.checkpoint_every=100",
         launcher=launcher,

@@ -11,51 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import checkpoint_values, error_line, kill_after_checkpoint
+from helpers import checkpoint_values, error_line, invoke, json_of, kill_after_checkpoint, ok
 
-from tests.helpers import invoke
-
-SENTENCES = [
-    "the cat sat on the mat .",
-    "a dog ran in the park .",
-    "birds sing in the morning .",
-    "she likes green apples .",
-    "he plays the old piano .",
-    "the river runs to the sea .",
-    "we bake bread on sunday .",
-    "my friend reads many books .",
-]
 TINY = ["--set", "model.size=tiny", "--set", "train.accumulation=1", "--set",
         "train.batch_size=16", "--set", "data.max_predictions=5", "--set", "train.warmup_steps=10"]  # fmt: skip
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def summary_of(result) -> dict:
-    ok(result)
-    return json.loads(result.stdout[result.stdout.index("{") :])
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    """A repetitive corpus as ELECTRA shards (unmasked, seq 32)."""
-    root = tmp_path_factory.mktemp("electra-data")
-    rng = np.random.default_rng(0)
-    lines = []
-    for _ in range(200):
-        k = int(rng.integers(len(SENTENCES)))
-        lines += [SENTENCES[(k + j) % len(SENTENCES)] for j in range(4)] + [""]
-    (root / "corpus.txt").write_text("\n".join(lines) + "\n")
-    ok(invoke("data", "vocab", "--input", root / "corpus.txt", "--vocab-size", 200,
-              "--out", root / "vocab.txt"))  # fmt: skip
-    ok(invoke("data", "pretraining", "--model", "electra", "--input", root / "corpus.txt",
-              "--vocab", root / "vocab.txt", "--out", root / "shards", "--seq-len", 32,
-              "--dupe-factor", 3, "--shards", 2, "--workers", 1))  # fmt: skip
-    return root / "shards"
 
 
 def pretrain(shards, out, *extra, steps=4, preset="cpu-fp32"):
@@ -65,11 +25,11 @@ def pretrain(shards, out, *extra, steps=4, preset="cpu-fp32"):
 
 
 @pytest.fixture(scope="module")
-def trained(shards, tmp_path_factory) -> Path:
+def trained(electra_shards, tmp_path_factory) -> Path:
     """Learned in bf16 (the cpu-bf16 preset): the replaced-token detector beats the baseline."""
     run = tmp_path_factory.mktemp("electra-trained") / "run"
-    summary = summary_of(pretrain(
-        shards, run, "--set", "model.dropout=0", "--set", "train.lr=1e-2", "--set",
+    summary = json_of(pretrain(
+        electra_shards, run, "--set", "model.dropout=0", "--set", "train.lr=1e-2", "--set",
         "train.warmup_steps=20", "--set", "train.log_every=50", steps=250, preset="cpu-bf16",
     ))  # fmt: skip
     return run, summary
@@ -97,14 +57,16 @@ def test_tiny_electra_learns_replaced_token_detection(trained):
 
 
 @pytest.mark.slow
-def test_exported_hf_directories_read_back_with_identical_outputs(trained, shards, tmp_path):
+def test_exported_hf_directories_read_back_with_identical_outputs(
+    trained, electra_shards, tmp_path
+):
     run, _ = trained
     # Masked-LM evaluation (generator + discriminator, seeded draws) from the run and from
     # the HF pair it exported: the same figures.
-    from_run = summary_of(invoke("eval", "--model", "electra", "--task", "mlm", "--init", run,
-                                 "--data", shards, "--json"))  # fmt: skip
-    from_hf = summary_of(invoke("eval", "--model", "electra", "--task", "mlm", "--init",
-                                run / "hf", "--data", shards, "--json"))  # fmt: skip
+    from_run = json_of(invoke("eval", "--model", "electra", "--task", "mlm", "--init", run,
+                              "--data", electra_shards, "--json"))  # fmt: skip
+    from_hf = json_of(invoke("eval", "--model", "electra", "--task", "mlm", "--init",
+                             run / "hf", "--data", electra_shards, "--json"))  # fmt: skip
     for key in ("gen_loss", "gen_acc", "disc_loss", "disc_acc", "disc_precision", "masked_tokens"):
         assert from_run[key] == from_hf[key], key
     assert from_run["disc_acc"] > from_run["disc_baseline_acc"]
@@ -129,13 +91,13 @@ def test_exported_hf_directories_read_back_with_identical_outputs(trained, shard
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(electra_shards, tmp_path):
     args = ["--steps", "30", *TINY, "--set", "model.dropout=0.1", "--set",
             "train.checkpoint_every=5", "--set", "train.log_every=5"]  # fmt: skip
 
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "nvlm", "pretrain", "--model", "electra", "--preset",
-                "cpu-fp32", "--data", str(shards), "--out", str(out), *args]  # fmt: skip
+                "cpu-fp32", "--data", str(electra_shards), "--out", str(out), *args]  # fmt: skip
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(command(tmp_path / "full"), check=True, env=env, capture_output=True)
@@ -155,9 +117,9 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(shards, tmp_path):
     assert (tmp_path / "killed" / "hf" / "generator" / "model.safetensors").is_file()
 
 
-def test_convert_parts_and_round_trip(shards, tmp_path):
+def test_convert_parts_and_round_trip(electra_shards, tmp_path):
     run = tmp_path / "run"
-    summary_of(pretrain(shards, run, steps=2))
+    json_of(pretrain(electra_shards, run, steps=2))
     ok(invoke("convert", run, tmp_path / "gen", "--model", "electra", "--to", "hf",
               "--part", "generator"))  # fmt: skip
     config = json.loads((tmp_path / "gen" / "config.json").read_text())
@@ -200,7 +162,7 @@ def test_hugging_face_pair_converts_to_nvlm_and_back_bit_for_bit(tmp_path):
 # --- bad input: one line, exit 2 --------------------------------------------------------
 
 
-def test_generator_where_a_discriminator_is_needed_and_vice_versa(shards, tmp_path):
+def test_generator_where_a_discriminator_is_needed_and_vice_versa(electra_shards, tmp_path):
     pair = FIXTURES / "electra_tiny_hf"
     line = error_line(invoke("finetune", "--model", "electra", "--data",
                              FIXTURES / "squad" / "tiny-v1.1.json", "--init", pair / "generator",
@@ -210,20 +172,20 @@ def test_generator_where_a_discriminator_is_needed_and_vice_versa(shards, tmp_pa
     shutil.copytree(pair / "generator", swapped / "discriminator")
     shutil.copytree(pair / "discriminator", swapped / "generator")
     line = error_line(invoke("eval", "--model", "electra", "--task", "mlm", "--init", swapped,
-                             "--data", shards))  # fmt: skip
+                             "--data", electra_shards))  # fmt: skip
     assert "generator" in line and "needs the discriminator" in line
     line = error_line(invoke("eval", "--model", "electra", "--task", "mlm", "--init",
-                             pair / "discriminator", "--data", shards))  # fmt: skip
+                             pair / "discriminator", "--data", electra_shards))  # fmt: skip
     assert "needs the generator AND the discriminator" in line
 
 
-def test_mismatched_generator_and_discriminator_vocabs(shards, tmp_path):
+def test_mismatched_generator_and_discriminator_vocabs(electra_shards, tmp_path):
     pair = tmp_path / "pair"
     shutil.copytree(FIXTURES / "electra_tiny_hf", pair)
     config = json.loads((pair / "generator" / "config.json").read_text())
     config["vocab_size"] = 104
     (pair / "generator" / "config.json").write_text(json.dumps(config))
-    line = error_line(pretrain(shards, tmp_path / "run", "--init", pair))
+    line = error_line(pretrain(electra_shards, tmp_path / "run", "--init", pair))
     assert "vocab_size (104)" in line and "(96)" in line
 
 

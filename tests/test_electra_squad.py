@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import error_line
-
-from tests.helpers import invoke
+from helpers import error_line, invoke, ok
 
 FIXTURES = Path(__file__).parent / "fixtures" / "squad"
 # tests/test_squad_cli.py's settings for BERT, unchanged (100 epochs for v1.1 suffice here).
@@ -23,27 +20,16 @@ QA_SETTINGS = ["--set", "data.seq_len=128", "--set", "data.doc_stride=64",
                "--set", "train.warmup_proportion=0.05", "--set", "train.log_every=50"]  # fmt: skip
 
 
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
-
-
 def questions(version: str = "1.1"):
     data = json.loads((FIXTURES / f"tiny-v{version}.json").read_text())
     return [(p["context"], q) for a in data["data"] for p in a["paragraphs"] for q in p["qas"]]
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
+def pretrained(squad_contexts, tmp_path_factory) -> Path:
     """A tiny ELECTRA pretrained 10 steps on the fixture paragraphs, with the fixture vocab."""
     root = tmp_path_factory.mktemp("electra-squad-init")
-    data = json.loads((FIXTURES / "tiny-v1.1.json").read_text())
-    lines = []
-    for article in data["data"]:
-        for para in article["paragraphs"]:
-            lines += re.split(r"(?<=[.!?]) ", para["context"]) + [""]
-    (root / "ctx.txt").write_text("\n".join(lines) + "\n")
-    ok(invoke("data", "pretraining", "--model", "electra", "--input", root / "ctx.txt",
+    ok(invoke("data", "pretraining", "--model", "electra", "--input", squad_contexts,
               "--vocab", FIXTURES / "vocab-uncased.txt", "--out", root / "shards",
               "--seq-len", 64, "--shards", 1, "--workers", 1))  # fmt: skip
     ok(invoke("pretrain", "--model", "electra", "--preset", "cpu-fp32", "--data",

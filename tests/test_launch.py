@@ -9,9 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from helpers import invoke
 
-from nvlm.cli.main import app
 from nvlm.errors import UserError
 from nvlm.launch import ranks
 from nvlm.launch.command import (
@@ -290,17 +289,6 @@ def test_launchers_name_the_failed_rank():
 # --- through the CLI ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shards(demo_corpus, demo_vocab, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("launch") / "shards"
-    result = CliRunner().invoke(app, [
-        "data", "pretraining", "--model", "bert", "--input", str(demo_corpus), "--vocab",
-        str(demo_vocab), "--out", str(out), "--seq-len", "32", "--max-predictions", "5",
-        "--dupe-factor", "1", "--shards", "1", "--workers", "1"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture
 def bin_dir(tmp_path, monkeypatch) -> Path:
     """A PATH with stand-ins for mpirun and srun (never run: --dry-run only)."""
@@ -316,9 +304,8 @@ def bin_dir(tmp_path, monkeypatch) -> Path:
 
 
 def dry_run(shards: Path, out: Path, *extra: str):
-    return CliRunner().invoke(app, [
-        "pretrain", "--model", "bert", "--preset", "cpu-fp32", "--data", str(shards),
-        "--out", str(out), "--set", "model.size=tiny", "--dry-run", *extra])  # fmt: skip
+    return invoke("pretrain", "--model", "bert", "--preset", "cpu-fp32", "--data", shards,
+                  "--out", out, "--set", "model.size=tiny", "--dry-run", *extra)  # fmt: skip
 
 
 def command_of(result) -> list[str]:
@@ -331,34 +318,34 @@ def command_of(result) -> list[str]:
     return words
 
 
-def test_dry_run_mpirun_prints_the_command_and_writes_nothing(shards, tmp_path, bin_dir):
+def test_dry_run_mpirun_prints_the_command_and_writes_nothing(rank_shards, tmp_path, bin_dir):
     out = tmp_path / "run"
-    argv = command_of(dry_run(shards, out, "--gpus", "2", "--launcher", "mpirun"))
+    argv = command_of(dry_run(rank_shards, out, "--gpus", "2", "--launcher", "mpirun"))
     assert argv[0] == str(bin_dir / "mpirun") and argv[1:5] == ["-np", "2", "-H", "localhost:2"]
     child = argv[argv.index("-m") - 1 :]
     assert child[1:4] == ["-m", "nvlm", "pretrain"]
     assert child[child.index("--config") + 1] == str((out / "config.yaml").absolute())
-    assert child[child.index("--data") + 1] == str(shards.absolute())
+    assert child[child.index("--data") + 1] == str(rank_shards.absolute())
     assert not out.exists()
 
 
-def test_dry_run_picks_srun_in_a_slurm_allocation(shards, tmp_path, bin_dir, monkeypatch):
+def test_dry_run_picks_srun_in_a_slurm_allocation(rank_shards, tmp_path, bin_dir, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "1234")
-    argv = command_of(dry_run(shards, tmp_path / "run", "--gpus", "4"))
+    argv = command_of(dry_run(rank_shards, tmp_path / "run", "--gpus", "4"))
     assert argv[0] == str(bin_dir / "srun")
     assert argv[1:4] == ["--mpi=pmi2", "--ntasks", "4"] and "--kill-on-bad-exit=1" in argv
 
 
-def test_dry_run_multi_node_from_hosts_and_hostfile(shards, tmp_path, bin_dir):
+def test_dry_run_multi_node_from_hosts_and_hostfile(rank_shards, tmp_path, bin_dir):
     argv = command_of(
-        dry_run(shards, tmp_path / "a", "--hosts", "node1:2,node2:2", "--launcher", "mpirun")
+        dry_run(rank_shards, tmp_path / "a", "--hosts", "node1:2,node2:2", "--launcher", "mpirun")
     )
     assert argv[argv.index("-np") + 1] == "4" and argv[argv.index("-H") + 1] == "node1:2,node2:2"
     hostfile = tmp_path / "hosts"
     hostfile.write_text("node1 slots=3\nnode2 slots=3\n")
     argv = command_of(
         dry_run(
-            shards,
+            rank_shards,
             tmp_path / "b",
             "--hostfile",
             str(hostfile),
@@ -374,16 +361,16 @@ def test_dry_run_multi_node_from_hosts_and_hostfile(shards, tmp_path, bin_dir):
     assert "--mpi" in argv
 
 
-def test_dry_run_of_one_process_launches_nothing(shards, tmp_path, bin_dir):
-    result = dry_run(shards, tmp_path / "run")
+def test_dry_run_of_one_process_launches_nothing(rank_shards, tmp_path, bin_dir):
+    result = dry_run(rank_shards, tmp_path / "run")
     assert result.exit_code == 0 and result.stdout == ""
     assert "trains in this process" in result.stderr
 
 
-def test_dry_run_json(shards, tmp_path, bin_dir):
+def test_dry_run_json(rank_shards, tmp_path, bin_dir):
     import json
 
-    result = dry_run(shards, tmp_path / "run", "--gpus", "2", "--launcher", "mpirun", "--json")
+    result = dry_run(rank_shards, tmp_path / "run", "--gpus", "2", "--launcher", "mpirun", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert (
@@ -399,18 +386,18 @@ def test_dry_run_json(shards, tmp_path, bin_dir):
     (("--gpus", "2", "--launcher", "none"), "--launcher none trains in this process"),
     (("--gpus", "8", "--hosts", "a:2,b:2"), "needs more slots"),
 ])  # fmt: skip
-def test_launcher_user_errors_are_one_line(shards, tmp_path, bin_dir, extra, message):
-    result = dry_run(shards, tmp_path / "run", *extra)
+def test_launcher_user_errors_are_one_line(rank_shards, tmp_path, bin_dir, extra, message):
+    result = dry_run(rank_shards, tmp_path / "run", *extra)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("nvlm: error: ") and message in lines[-1], result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_a_launcher_that_is_not_installed(shards, tmp_path, monkeypatch):
+def test_a_launcher_that_is_not_installed(rank_shards, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    result = dry_run(shards, tmp_path / "run", "--gpus", "2", "--launcher", "srun")
+    result = dry_run(rank_shards, tmp_path / "run", "--gpus", "2", "--launcher", "srun")
     assert result.exit_code == 2
     assert "launcher srun is not installed" in result.stderr.strip().splitlines()[-1]
 

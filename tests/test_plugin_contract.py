@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from helpers import invoke
 
 from nvlm import config as config_mod
 from nvlm import registry
 from nvlm.registry import ModelPlugin
-from tests.helpers import invoke
 
 
 def test_every_installed_plugin_subclasses_the_base_class_and_builds():

@@ -293,22 +293,6 @@ MPIRUN = HVD is not None and shutil.which("mpirun") is not None and HVD.mpi_buil
 needs_mpi = pytest.mark.skipif(not MPIRUN, reason="needs mpirun and Horovod's MPI controller")
 
 
-@pytest.fixture(scope="module")
-def shards(demo_corpus, demo_vocab, tmp_path_factory) -> Path:
-    from typer.testing import CliRunner
-
-    from nvlm.cli.main import app
-
-    out = tmp_path_factory.mktemp("processes") / "shards"
-    result = CliRunner().invoke(app, [
-        "data", "pretraining", "--model", "bert", "--input", str(demo_corpus),
-        "--vocab", str(demo_vocab), "--out", str(out), "--seq-len", "32",
-        "--max-predictions", "5", "--short-seq-prob", "0", "--dupe-factor", "1",
-        "--shards", "2", "--workers", "1"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def long_pretrain(shards: Path, out: Path, launcher: str) -> list[str]:
     """A 2-rank run far longer than the test waits (tiny BERT: ~20 steps/s here)."""
     return [
@@ -335,10 +319,10 @@ def newest_checkpoint(run: Path) -> int:
 @needs_horovod
 @pytest.mark.parametrize("launcher", ["horovodrun", pytest.param("mpirun", marks=needs_mpi)])
 def test_a_killed_parent_leaves_nothing_running_and_the_same_command_resumes(
-    launcher, shards, tmp_path
+    launcher, rank_shards, tmp_path
 ):
     out = tmp_path / "run"
-    command = long_pretrain(shards, out, launcher)
+    command = long_pretrain(rank_shards, out, launcher)
     try:
         # 1. SIGKILL of the parent once the first checkpoint is written: the launcher and both
         #    ranks are gone within 10 s, and nothing writes checkpoints any more.

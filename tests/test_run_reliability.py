@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import checkpoint_values, error_line
-from test_bert_pretrain import TINY, invoke, shards  # noqa: F401 - `shards` is a fixture
+from helpers import checkpoint_values, error_line, invoke
+from test_bert_pretrain import TINY
 
 from nvlm import report, run_dir
 
@@ -63,10 +63,10 @@ def tree(path: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def finished(shards, tmp_path_factory) -> Path:  # noqa: F811
+def finished(bert_shards, tmp_path_factory) -> Path:
     """A 20-step run (checkpoints 5, 10, 15, 20) made once; tests copy it."""
     run = tmp_path_factory.mktemp("finished") / "run"
-    done = subprocess.run(command(shards, run), env=ENV, capture_output=True, text=True)
+    done = subprocess.run(command(bert_shards, run), env=ENV, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return run
 
@@ -79,13 +79,13 @@ def copy_run(src: Path, dst: Path) -> Path:
 
 
 # -- --overwrite and inputs ----------------------------------------------------------------------
-def test_overwrite_refuses_a_directory_nvlm_did_not_make_and_touches_nothing(shards, tmp_path):  # noqa: F811
+def test_overwrite_refuses_a_directory_nvlm_did_not_make_and_touches_nothing(bert_shards, tmp_path):
     import shutil
 
     work = tmp_path / "w"
     work.mkdir()
     (work / "a.txt").write_text("keep\n")
-    shutil.copytree(shards, work / "shards")
+    shutil.copytree(bert_shards, work / "shards")
     before = tree(work)
     result = invoke(*args(work / "shards", work, 4, "--overwrite"))
     assert result.exit_code == 2
@@ -93,28 +93,28 @@ def test_overwrite_refuses_a_directory_nvlm_did_not_make_and_touches_nothing(sha
     assert tree(work) == before
 
     (work / "shards-elsewhere").mkdir()
-    result = invoke(*args(shards, work, 4, "--overwrite"))
+    result = invoke(*args(bert_shards, work, 4, "--overwrite"))
     assert result.exit_code == 2
     assert "is not empty and is not an nvlm run" in error_line(result)
     assert "nothing" in error_line(result) or "neither" in error_line(result)
-    assert (work / "a.txt").read_text() == "keep\n" and tree(work / "shards") == tree(shards)
+    assert (work / "a.txt").read_text() == "keep\n" and tree(work / "shards") == tree(bert_shards)
 
 
-def test_out_equal_to_data_or_init_is_refused(shards, finished, tmp_path):  # noqa: F811
-    before = tree(shards)
-    result = invoke(*args(shards, shards, 4, "--overwrite"))
+def test_out_equal_to_data_or_init_is_refused(bert_shards, finished, tmp_path):
+    before = tree(bert_shards)
+    result = invoke(*args(bert_shards, bert_shards, 4, "--overwrite"))
     assert result.exit_code == 2
-    assert f"--out {shards} is the input --data {shards}" in error_line(result)
-    assert tree(shards) == before
+    assert f"--out {bert_shards} is the input --data {bert_shards}" in error_line(result)
+    assert tree(bert_shards) == before
     run = copy_run(finished, tmp_path / "run")
-    result = invoke(*args(shards, run, 4, "--init", str(run / "checkpoints" / "ckpt-20")))
+    result = invoke(*args(bert_shards, run, 4, "--init", str(run / "checkpoints" / "ckpt-20")))
     assert result.exit_code == 2 and "contains the input --init" in error_line(result)
 
 
-def test_overwrite_clears_only_what_nvlm_wrote_in_its_own_run(shards, finished, tmp_path):  # noqa: F811
+def test_overwrite_clears_only_what_nvlm_wrote_in_its_own_run(bert_shards, finished, tmp_path):
     run = copy_run(finished, tmp_path / "run")
     (run / "notes.txt").write_text("mine\n")
-    result = invoke(*args(shards, run, 5, "--overwrite", "--json"))
+    result = invoke(*args(bert_shards, run, 5, "--overwrite", "--json"))
     assert result.exit_code == 0, result.output
     assert (run / "notes.txt").read_text() == "mine\n"
     assert json.loads(result.stdout)["resumed_from_step"] == 0
@@ -123,30 +123,30 @@ def test_overwrite_clears_only_what_nvlm_wrote_in_its_own_run(shards, finished, 
     assert "nvlm bert pretrain" in (run / "logs" / "run.log").read_text()
 
 
-def test_overwrite_on_a_new_out_directory_just_trains(shards, tmp_path):  # noqa: F811
+def test_overwrite_on_a_new_out_directory_just_trains(bert_shards, tmp_path):
     # A batch script passes --overwrite every time, the first time included.
-    result = invoke(*args(shards, tmp_path / "new", 2, "--overwrite"))
+    result = invoke(*args(bert_shards, tmp_path / "new", 2, "--overwrite"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "new" / "checkpoints" / "ckpt-2.index").is_file()
 
 
-def test_a_file_in_the_way_or_no_permission_is_one_line(shards, tmp_path, monkeypatch):  # noqa: F811
+def test_a_file_in_the_way_or_no_permission_is_one_line(bert_shards, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
-    result = invoke(*args(shards, tmp_path / "file" / "run", 4))
+    result = invoke(*args(bert_shards, tmp_path / "file" / "run", 4))
     assert result.exit_code == 2 and "is a file, not a directory" in error_line(result)
     # Root ignores permission bits: ask os.access, as the check does.
     real_access = os.access
     monkeypatch.setattr(
         os, "access", lambda path, mode: Path(path) != tmp_path and real_access(path, mode)
     )
-    result = invoke(*args(shards, tmp_path / "locked" / "run", 4))
+    result = invoke(*args(bert_shards, tmp_path / "locked" / "run", 4))
     assert result.exit_code == 2 and "permission denied" in error_line(result)
     assert not (tmp_path / "locked").exists()
 
 
 # -- resume ----------------------------------------------------------------------------------------
 def test_garbled_pointer_truncated_latest_and_temp_leftovers_resume_from_the_last_good(
-    shards,  # noqa: F811
+    bert_shards,
     finished,
     tmp_path,
 ):
@@ -163,7 +163,7 @@ def test_garbled_pointer_truncated_latest_and_temp_leftovers_resume_from_the_las
         if json.loads(ln)["step"] <= 15
     ]
     rerun = subprocess.run(
-        command(shards, run) + ["--json"], env=ENV, capture_output=True, text=True
+        command(bert_shards, run) + ["--json"], env=ENV, capture_output=True, text=True
     )
     assert rerun.returncode == 0, rerun.stderr
     assert "removed ckpt-25_temp" in rerun.stderr
@@ -183,13 +183,13 @@ def test_garbled_pointer_truncated_latest_and_temp_leftovers_resume_from_the_las
     assert lines[: len(metrics_15)] == metrics_15 and json.loads(lines[-1])["step"] == 20
 
 
-def test_no_restorable_checkpoint_is_refused_not_restarted(shards, finished, tmp_path):  # noqa: F811
+def test_no_restorable_checkpoint_is_refused_not_restarted(bert_shards, finished, tmp_path):
     run = copy_run(finished, tmp_path / "run")
     for data in (run / "checkpoints").glob("*.data-*"):
         os.truncate(data, 0)
     (run / "checkpoints" / "ckpt-10.index").unlink()
     before = tree(run)
-    result = invoke(*args(shards, run))
+    result = invoke(*args(bert_shards, run))
     assert result.exit_code == 2
     line = error_line(result)
     assert f"no checkpoint in {run / 'checkpoints'} restores completely" in line
@@ -201,10 +201,12 @@ def test_no_restorable_checkpoint_is_refused_not_restarted(shards, finished, tmp
     assert after == before
 
 
-def test_eval_and_convert_skip_a_damaged_latest_checkpoint(shards, finished, tmp_path):  # noqa: F811
+def test_eval_and_convert_skip_a_damaged_latest_checkpoint(bert_shards, finished, tmp_path):
     run = copy_run(finished, tmp_path / "run")
     os.truncate(run / "checkpoints" / "ckpt-20.data-00000-of-00001", 100)
-    result = invoke("eval", "--model", "bert", "--task", "mlm", "--init", run, "--data", shards)
+    result = invoke(
+        "eval", "--model", "bert", "--task", "mlm", "--init", run, "--data", bert_shards
+    )
     assert result.exit_code == 0, result.output
     assert "skipped checkpoint ckpt-20 (a file is truncated); using ckpt-15" in result.stderr
     result = invoke("convert", run, tmp_path / "hf", "--model", "bert", "--to", "hf")
@@ -214,20 +216,20 @@ def test_eval_and_convert_skip_a_damaged_latest_checkpoint(shards, finished, tmp
 
 @pytest.mark.slow
 def test_repeated_kills_during_checkpoint_writes_and_a_garbled_pointer_end_like_an_uninterrupted_run(
-    shards,  # noqa: F811
+    bert_shards,
     tmp_path,
 ):
     full, killed = tmp_path / "full", tmp_path / "killed"
     steps = 40
     # checkpoint_every=1: a kill at any moment is likely to land inside a save.
     extra = ("--set", "train.checkpoint_every=1")
-    done = subprocess.run(command(shards, full, steps, *extra), env=ENV, capture_output=True)
+    done = subprocess.run(command(bert_shards, full, steps, *extra), env=ENV, capture_output=True)
     assert done.returncode == 0
     rng = np.random.default_rng(13)
     kills = 0
     for _ in range(4):
         proc = subprocess.Popen(
-            command(shards, killed, steps, *extra),
+            command(bert_shards, killed, steps, *extra),
             env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -247,7 +249,10 @@ def test_repeated_kills_during_checkpoint_writes_and_a_garbled_pointer_end_like_
         pointer.write_text("garbage{{")
     assert kills >= 3
     rerun = subprocess.run(
-        command(shards, killed, steps, *extra) + ["--json"], env=ENV, capture_output=True, text=True
+        command(bert_shards, killed, steps, *extra) + ["--json"],
+        env=ENV,
+        capture_output=True,
+        text=True,
     )
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["steps"] == steps
@@ -256,10 +261,12 @@ def test_repeated_kills_during_checkpoint_writes_and_a_garbled_pointer_end_like_
         np.testing.assert_allclose(b[key], a[key], atol=1e-6, rtol=0, err_msg=key)
 
 
-def test_a_finished_run_reports_itself_complete_and_changes_nothing(shards, finished, tmp_path):  # noqa: F811
+def test_a_finished_run_reports_itself_complete_and_changes_nothing(
+    bert_shards, finished, tmp_path
+):
     run = copy_run(finished, tmp_path / "run")
     before = tree(run)
-    result = invoke(*args(shards, run), "--json")
+    result = invoke(*args(bert_shards, run), "--json")
     assert result.exit_code == 0, result.output
     assert f"{run} is already complete at step 20 (checkpoint ckpt-20)" in " ".join(
         result.stderr.split()
@@ -274,16 +281,19 @@ def test_a_finished_run_reports_itself_complete_and_changes_nothing(shards, fini
 
 
 # -- locking and signals ---------------------------------------------------------------------------
-def test_a_second_run_on_the_same_directory_is_refused_naming_the_holder(shards, tmp_path):  # noqa: F811
+def test_a_second_run_on_the_same_directory_is_refused_naming_the_holder(bert_shards, tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen(
-        command(shards, run, 100_000), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command(bert_shards, run, 100_000),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (run / "checkpoints").exists():
             time.sleep(0.1)
-        result = invoke(*args(shards, run, 100_000, "--set", "train.lr=0.004"))
+        result = invoke(*args(bert_shards, run, 100_000, "--set", "train.lr=0.004"))
         assert result.exit_code == 2
         assert f"run directory {run} is in use by nvlm PID {first.pid} on host" in error_line(
             result
@@ -302,10 +312,13 @@ def test_a_second_run_on_the_same_directory_is_refused_naming_the_holder(shards,
     assert (run / "checkpoints" / f"ckpt-{step}.index").exists()
 
 
-def test_ctrl_c_exits_130_after_the_checkpoint_and_the_rerun_says_it_resumes(shards, tmp_path):  # noqa: F811
+def test_ctrl_c_exits_130_after_the_checkpoint_and_the_rerun_says_it_resumes(bert_shards, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        command(shards, run, 100_000), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command(bert_shards, run, 100_000),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     # A batch log: stderr is a pipe, so progress comes as plain lines while the run trains.
     first_line = b""
@@ -323,7 +336,10 @@ def test_ctrl_c_exits_130_after_the_checkpoint_and_the_rerun_says_it_resumes(sha
     assert "step 5/100000 (0%)" in log and "interrupted" in log
 
     proc = subprocess.Popen(
-        command(shards, run, 100_000), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command(bert_shards, run, 100_000),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     resumed = ""
     for raw in proc.stderr:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import error_line
-
-from tests.helpers import invoke
+from helpers import error_line, invoke, ok
 
 # The nvlm command lines below are laid out by hand, flag next to value.
 # fmt: off
@@ -25,24 +22,11 @@ QA_SETTINGS = ["--set", "data.seq_len=128", "--set", "data.doc_stride=64",
                "--set", "train.warmup_proportion=0.05", "--set", "train.log_every=50"]
 
 
-
-def ok(result):
-    assert result.exit_code == 0, result.output
-    return result
-
-
-
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
+def pretrained(squad_contexts, tmp_path_factory) -> Path:
     """A tiny BERT briefly pretrained on the fixture paragraphs, with the fixture vocab."""
     root = tmp_path_factory.mktemp("squad-init")
-    data = json.loads((FIXTURES / "tiny-v1.1.json").read_text())
-    lines = []
-    for article in data["data"]:
-        for para in article["paragraphs"]:
-            lines += re.split(r"(?<=[.!?]) ", para["context"]) + [""]
-    (root / "ctx.txt").write_text("\n".join(lines) + "\n")
-    ok(invoke("data", "pretraining", "--model", "bert", "--input", root / "ctx.txt",
+    ok(invoke("data", "pretraining", "--model", "bert", "--input", squad_contexts,
               "--vocab", FIXTURES / "vocab-uncased.txt", "--out", root / "shards",
               "--seq-len", 64, "--max-predictions", 8, "--shards", 1, "--workers", 1))
     ok(invoke("pretrain", "--model", "bert", "--preset", "cpu-fp32", "--data", root / "shards",
@@ -206,7 +190,7 @@ def test_long_question_is_truncated_with_one_warning(pretrained, tmp_path):
 def test_stream_batches_does_not_wait_for_a_full_batch():
     from queue import Queue
 
-    from nvlm.cli.jsonl_pipeline import stream_batches
+    from nvlm.tasks.pipeline import stream_batches
 
     q: Queue = Queue()
 

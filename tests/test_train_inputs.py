@@ -13,13 +13,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import error_line
+from helpers import error_line, invoke
 
 from nvlm.data.examples import ArrayPart, ExampleSource
 from nvlm.data.pretraining.config import PretrainingConfig
 from nvlm.data.pretraining.prepare import prepare_pretraining
 from nvlm.errors import UserError
-from tests.helpers import invoke
 
 BATCH = 16  # micro-batch = global batch (1 process, no accumulation): one step per batch
 TINY = [
@@ -161,22 +160,13 @@ def test_bad_setting_of_data_verify_is_refused(shards, tmp_path):
 
 
 # -- Transformer-XL streams (nvlm data lm) ----------------------------------------------------
-@pytest.fixture(scope="module")
-def lm_made(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("lm-inputs")
-    words = ["the cat sat on the mat .", "a dog ran in the park .", "birds sing ."]
-    (root / "train.txt").write_text("\n".join(words[i % 3] for i in range(600)) + "\n")
-    r = invoke("data", "lm", "--train", root / "train.txt", "--out", root / "lm")
-    assert r.exit_code == 0, r.output
-    return root / "lm"
-
-
 TXL = ["--set", "data.seq_len=16", "--set", "model.mem_len=16"]
 
 
 @pytest.fixture
-def lm(lm_made, tmp_path) -> Path:
-    shutil.copytree(lm_made, tmp_path / "lm")
+def lm(txl_corpus, tmp_path) -> Path:
+    """A fresh copy of conftest's LM directory, to damage."""
+    shutil.copytree(txl_corpus, tmp_path / "lm")
     return tmp_path / "lm"
 
 

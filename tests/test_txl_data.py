@@ -9,11 +9,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import error_line
+from helpers import error_line, invoke
 
 from nvlm.data.lm.stream import LMStreams
 from nvlm.data.lm.vocab import EOS, UNK, LMVocab
-from tests.helpers import invoke
 
 TRAIN = "the cat sat on the mat\n\nthe dog sat\nthe end\n"
 

@@ -12,17 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import checkpoint_values, error_line, kill_after_checkpoint
+from helpers import (
+    TXL_SENTENCES,
+    checkpoint_values,
+    error_line,
+    invoke,
+    json_of,
+    kill_after_checkpoint,
+)
 
-from tests.helpers import invoke
-
-SENTENCES = [
-    "the cat sat on the mat .",
-    "a dog ran in the park .",
-    "birds sing in the morning .",
-    "she likes green apples .",
-    "we bake bread on sunday .",
-]
 # Tiny model, short segments: a few seconds per run on 2 cores.
 TINY = [
     "--preset", "cpu-fp32", "--set", "model.size=tiny", "--set", "data.seq_len=16",
@@ -33,11 +31,6 @@ TINY = [
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 for _var in ("NVLM_CHILD", "OMPI_COMM_WORLD_RANK", "HOROVOD_RANK", "PMI_RANK", "SLURM_JOB_ID"):
     ENV.pop(_var, None)
-
-
-def json_of(result) -> dict:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def pretrain(data: Path, out: Path, *extra, steps: int = 4):
@@ -56,37 +49,24 @@ def memory_of(state: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """A cycle of 5 sentences (predictable from the previous one) as an LM directory."""
-    root = tmp_path_factory.mktemp("txl-data")
-    lines = [SENTENCES[i % len(SENTENCES)] for i in range(1500)]
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
-    (root / "valid.txt").write_text("\n".join(lines[3:203]) + "\n")
-    (root / "test.txt").write_text("\n".join(lines[1:101]) + "\n")
-    r = invoke("data", "lm", "--train", root / "train.txt", "--valid", root / "valid.txt",
-               "--test", root / "test.txt", "--out", root / "lm")  # fmt: skip
-    assert r.exit_code == 0, r.output
-    return root / "lm"
-
-
-@pytest.fixture(scope="module")
-def trained(corpus, tmp_path_factory) -> Path:
+def trained(txl_corpus, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("txl-run") / "run"
-    summary = json_of(pretrain(corpus, run, "--set", "train.lr=0.05", "--set",
+    summary = json_of(pretrain(txl_corpus, run, "--set", "train.lr=0.05", "--set",
                                "model.dropout=0", "--set", "train.log_every=20", steps=80))  # fmt: skip
     assert summary["stage"] == "train" and summary["steps"] == 80
     return run
 
 
 @pytest.mark.slow
-def test_tiny_model_learns_a_repetitive_corpus(trained, corpus):
+def test_tiny_model_learns_a_repetitive_corpus(trained, txl_corpus):
     summary = json.loads((trained / "summary.json").read_text())
     assert summary["final"]["ppl"] < 1.5 and 0 < summary["mfu"] <= 1.0  # of the measured peak
     lines = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["units"]["bpt"] == "bits/token" and lines[0]["units"]["bpc"] == "bits/character"
     assert lines[-1]["loss"] < lines[0]["loss"] / 4
-    out = json_of(evaluate(trained, corpus, "--split", "valid"))
-    valid_tokens = json.loads((corpus / "manifest.json").read_text())["splits"]["valid"]["tokens"]
+    out = json_of(evaluate(trained, txl_corpus, "--split", "valid"))
+    splits = json.loads((txl_corpus / "manifest.json").read_text())["splits"]
+    valid_tokens = splits["valid"]["tokens"]
     assert out["ppl"] < 1.5 and out["tokens"] == valid_tokens - 1  # each once, but the first
     assert out["bpc"] < out["bpt"] and out["latency_p99_ms"] >= out["latency_p50_ms"] > 0
     # The X1 evaluation settings come from the preset's eval stage.
@@ -102,7 +82,7 @@ def test_tiny_model_learns_a_repetitive_corpus(trained, corpus):
     assert r.exit_code == 0 and r.stdout.startswith("birds sing in the morning .\nshe likes")
 
 
-def test_eval_of_a_text_file_and_scoring_lines(trained, corpus, tmp_path):
+def test_eval_of_a_text_file_and_scoring_lines(trained, txl_corpus, tmp_path):
     text = tmp_path / "heldout.txt"
     text.write_text("she likes green apples .\nwe bake bread on sunday .\n")
     out = json_of(evaluate(trained, text))
@@ -124,27 +104,27 @@ def test_eval_of_a_text_file_and_scoring_lines(trained, corpus, tmp_path):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "amp", "bf16"])
-def test_every_precision_trains_a_few_steps(corpus, tmp_path, precision):
-    summary = json_of(pretrain(corpus, tmp_path / precision, "--precision", precision, steps=3))
+def test_every_precision_trains_a_few_steps(txl_corpus, tmp_path, precision):
+    summary = json_of(pretrain(txl_corpus, tmp_path / precision, "--precision", precision, steps=3))
     assert summary["precision"] == precision and summary["steps"] == 3
     assert np.isfinite(summary["final"]["loss"]) and summary["final"]["ppl"] > 1
     dtype = {"amp": np.float16, "bf16": tf.bfloat16.as_numpy_dtype}.get(precision, np.float32)
     assert memory_of(checkpoint_values(tmp_path / precision, "state/")).dtype == dtype
 
 
-def test_xla_step(corpus, tmp_path):
-    summary = json_of(pretrain(corpus, tmp_path / "xla", "--xla", steps=3))
+def test_xla_step(txl_corpus, tmp_path):
+    summary = json_of(pretrain(txl_corpus, tmp_path / "xla", "--xla", steps=3))
     assert summary["xla"] is True and np.isfinite(summary["final"]["loss"])
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_matches_an_uninterrupted_run(corpus, tmp_path):
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(txl_corpus, tmp_path):
     """Weights, optimizer, data position AND the segment memories continue exactly."""
     args = ["--steps", "30", *TINY, "--set", "model.dropout=0.1"]
 
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "nvlm", "pretrain", "--model", "transformer-xl",
-                "--data", str(corpus), "--out", str(out), *args]  # fmt: skip
+                "--data", str(txl_corpus), "--out", str(out), *args]  # fmt: skip
 
     subprocess.run(command(tmp_path / "full"), check=True, env=ENV, capture_output=True)
     kill_after_checkpoint(command(tmp_path / "killed"), tmp_path / "killed", ENV)
@@ -160,17 +140,19 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(corpus, tmp_path):
     assert np.abs(memory_of(full)).max() > 0  # the memories are saved...
     for key in full:  # ...and, like every other piece of state, continued exactly
         np.testing.assert_allclose(resumed[key], full[key], atol=1e-6, rtol=0, err_msg=key)
-    a, b = (json_of(evaluate(tmp_path / r, corpus, "--split", "test")) for r in ("full", "killed"))
+    a, b = (
+        json_of(evaluate(tmp_path / r, txl_corpus, "--split", "test")) for r in ("full", "killed")
+    )
     assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
 
 
 @pytest.mark.slow
 @pytest.mark.horovod
-def test_two_ranks_match_one_process_memories_included(corpus, tmp_path):
+def test_two_ranks_match_one_process_memories_included(txl_corpus, tmp_path):
     pytest.importorskip("horovod.tensorflow", reason="Horovod is built by `make horovod`")
 
     def base(steps: int) -> list:
-        return ["pretrain", "--model", "transformer-xl", "--data", corpus, "--steps", steps,
+        return ["pretrain", "--model", "transformer-xl", "--data", txl_corpus, "--steps", steps,
                 *TINY, "--set", "model.dropout=0", "--set", "train.accumulation=1"]  # fmt: skip
 
     one = json_of(invoke(*base(6), "--out", tmp_path / "one", "--set", "train.batch_size=8",
@@ -203,10 +185,10 @@ def test_two_ranks_match_one_process_memories_included(corpus, tmp_path):
 # --- bad input: one line, exit 2 --------------------------------------------------------------
 
 
-def test_lm_directory_with_another_vocabulary_than_the_checkpoint(trained, corpus, tmp_path):
+def test_lm_directory_with_another_vocabulary_than_the_checkpoint(trained, txl_corpus, tmp_path):
     text = tmp_path / "other.txt"
     # The same words (same vocabulary size) in another frequency order.
-    text.write_text("\n".join([*SENTENCES, "birds birds birds birds birds"]) + "\n")
+    text.write_text("\n".join([*TXL_SENTENCES, "birds birds birds birds birds"]) + "\n")
     r = invoke("data", "lm", "--train", text, "--valid", text, "--out", tmp_path / "other")
     assert r.exit_code == 0, r.output
     line = error_line(evaluate(trained, tmp_path / "other", "--split", "valid"))
@@ -219,18 +201,20 @@ def test_lm_directory_with_another_vocabulary_than_the_checkpoint(trained, corpu
     assert r.exit_code == 0 and json_of(evaluate(trained, tmp_path / "same", "--split", "valid"))
 
 
-def test_missing_split_memory_and_cutoffs(corpus, tmp_path, trained):
-    r = invoke("data", "lm", "--train", corpus.parent / "train.txt", "--out", tmp_path / "no-test")
+def test_missing_split_memory_and_cutoffs(txl_corpus, tmp_path, trained):
+    r = invoke(
+        "data", "lm", "--train", txl_corpus.parent / "train.txt", "--out", tmp_path / "no-test"
+    )
     assert r.exit_code == 0
     line = error_line(evaluate(trained, tmp_path / "no-test", "--split", "test"))
     assert "has no test split" in line
-    line = error_line(pretrain(corpus, tmp_path / "a", "--set", "model.mem_len=-1"))
+    line = error_line(pretrain(txl_corpus, tmp_path / "a", "--set", "model.mem_len=-1"))
     assert "model.mem_len=-1 must be >= 0" in line
-    line = error_line(pretrain(corpus, tmp_path / "b", "--set", "model.cutoffs=[10, 5]"))
+    line = error_line(pretrain(txl_corpus, tmp_path / "b", "--set", "model.cutoffs=[10, 5]"))
     assert "model.cutoffs=[10, 5]" in line and "increasing" in line
-    line = error_line(pretrain(corpus, tmp_path / "c", "--set", "model.cutoffs=[10, 19997]"))
+    line = error_line(pretrain(txl_corpus, tmp_path / "c", "--set", "model.cutoffs=[10, 19997]"))
     assert "beyond the vocabulary" in line and "model.cutoffs=[]" in line
-    line = error_line(pretrain(corpus, tmp_path / "d", "--set", "data.seq_len=5000"))
+    line = error_line(pretrain(txl_corpus, tmp_path / "d", "--set", "data.seq_len=5000"))
     assert "too few" in line and "data.seq_len" in line
     line = error_line(pretrain(tmp_path / "nope", tmp_path / "e"))
     assert "does not exist" in line and "nvlm data lm" in line

@@ -77,6 +77,76 @@ ConfigFile = Annotated[
 ]
 
 
+# -- options of several commands (eval, predict, finetune, pretrain): one spelling, one help ----
+# An option is required where the command gives it no default (`init: InitOption`), optional
+# with one (`init: InitOption = None`).
+InitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--init",
+        help="An nvlm run or checkpoint, a Hugging Face directory or a Google TF1 checkpoint prefix.",
+    ),
+]
+DataOption = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="The data: shards (nvlm data pretraining), a SQuAD JSON (--task squad), or an "
+        "nvlm data lm directory or text file (transformer-xl).",
+    ),
+]
+RunDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory (created or resumed).")]
+PresetOption = Annotated[
+    str | None,
+    typer.Option("--preset", help="Hardware preset (nvlm presets list) or a YAML path."),
+]
+PrecisionOption = Annotated[
+    str | None, typer.Option("--precision", help="fp32 | tf32 | amp | bf16")
+]
+XlaOption = Annotated[
+    bool | None, typer.Option("--xla/--no-xla", help="XLA-compile the forward/backward step.")
+]
+ResumeFlag = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume", help="Resume from RUN's latest checkpoint when there is one."
+    ),
+]
+OverwriteFlag = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Start over: clear what nvlm wrote in RUN (a directory that is not an nvlm run "
+        "is refused, nothing in it touched).",
+    ),
+]
+BatchSizeOption = Annotated[
+    int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")
+]
+# -- SQuAD ---------------------------------------------------------------------------------------
+SquadVersionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--version", help="SQuAD version of --data: 1.1, or 2.0 (with unanswerable questions)."
+    ),
+]
+BeamSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--beam-size",
+        help="squad, joint answer heads (electra): start and end positions kept (default 4).",
+    ),
+]
+NullThresholdOption = Annotated[
+    float | None,
+    typer.Option(
+        "--null-threshold",
+        help="squad v2.0: answer 'no answer' when null score - best span score exceeds this "
+        "(BERT default 0.0).",
+    ),
+]
+
+
 def _flags_without_type() -> None:
     """Typer 0.29 shows `<bool>` as the value of every flag (`--json <bool>`), as if it took
     one; a flag takes none, so its help row shows no type (the one place for every command,

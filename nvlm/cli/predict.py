@@ -3,107 +3,99 @@ answer) and for pipelines (JSONL in, JSONL out, streaming)."""
 
 from __future__ import annotations
 
-import json
+import time
 from typing import Annotated
 
 import typer
 
-from nvlm.cli.jsonl_pipeline import json_type, open_input, run_pipeline, string_field
-from nvlm.cli.options import JsonFlag, ModelOption
-from nvlm.errors import UserError
+from nvlm.cli.options import (
+    BatchSizeOption,
+    BeamSizeOption,
+    InitOption,
+    JsonFlag,
+    ModelOption,
+    NullThresholdOption,
+)
+from nvlm.report import emit_json, emit_jsonl, info
+from nvlm.tasks import prediction  # light: no model code until a function is called
 
-
-def _check_text_arg(option: str, value: str | None) -> None:
-    """A command-line text must be valid Unicode: bytes that are not UTF-8 reach Python as
-    lone surrogates, which the tokenizer rejects with a TypeError."""
-    if value is None:
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UserError(f"{option} is not UTF-8 text (pass it in UTF-8)") from None
+Question = Annotated[
+    str | None, typer.Option("--question", "-q", help="The question (with --context).")
+]
+Context = Annotated[
+    str | None,
+    typer.Option("--context", "-c", help="The passage that holds the answer."),
+]
+Input = Annotated[
+    str | None,
+    typer.Option(
+        "--input",
+        help='JSONL file (or - for stdin): {"id"?, "question", "context"} per line (features: texts). One JSON answer per line on stdout.',
+    ),
+]
+Task = Annotated[
+    str | None,
+    typer.Option(
+        "--task",
+        help="squad (question answering; the default) | features (encoder output) | "
+        "transformer-xl: next | generate | score",
+    ),
+]
+Text = Annotated[
+    str | None,
+    typer.Option("--text", help="features: one text to encode; transformer-xl: the context."),
+]
+TopK = Annotated[
+    int | None,
+    typer.Option(
+        "--top-k",
+        min=1,
+        help="squad: also list the N best answers; generation: sample among the K most probable.",
+    ),
+]
+NextWords = Annotated[
+    int | None,
+    typer.Option("--next", min=1, help="transformer-xl: the N most probable next words."),
+]
+Generate = Annotated[
+    int | None,
+    typer.Option("--generate", min=1, help="transformer-xl: continue --text by K words."),
+]
+Temperature = Annotated[
+    float | None,
+    typer.Option("--temperature", help="generation: sample at this temperature (not greedy)."),
+]
+Seed = Annotated[int, typer.Option("--seed", help="generation: random seed of sampling.")]
+Layer = Annotated[
+    int | None,
+    typer.Option("--layer", help="features: layer K (0 = embeddings, -1 = last)."),
+]
+Pooled = Annotated[bool, typer.Option("--pooled", help="features: the pooled [CLS] output.")]
+Verbose = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Print the model start-up time on stderr."),
+]
 
 
 def predict(
     model: ModelOption,
-    init: Annotated[
-        str,
-        typer.Option(
-            "--init",
-            help="An nvlm run/checkpoint, a Hugging Face directory or a Google checkpoint.",
-        ),
-    ],
-    question: Annotated[
-        str | None, typer.Option("--question", "-q", help="The question (with --context).")
-    ] = None,
-    context: Annotated[
-        str | None, typer.Option("--context", "-c", help="The passage that holds the answer.")
-    ] = None,
-    input: Annotated[
-        str | None,
-        typer.Option(
-            "--input",
-            help='JSONL file (or - for stdin): {"id"?, "question", "context"} per line (features: texts). One JSON answer per line on stdout.',
-        ),
-    ] = None,
-    task: Annotated[
-        str | None,
-        typer.Option(
-            "--task",
-            help="squad (question answering; the default) | features (encoder output) | "
-            "transformer-xl: next | generate | score",
-        ),
-    ] = None,
-    text: Annotated[
-        str | None,
-        typer.Option("--text", help="features: one text to encode; transformer-xl: the context."),
-    ] = None,
-    top_k: Annotated[
-        int | None,
-        typer.Option(
-            "--top-k",
-            min=1,
-            help="squad: also list the N best answers; generation: sample among the K most probable.",
-        ),
-    ] = None,
-    next_words: Annotated[
-        int | None,
-        typer.Option("--next", min=1, help="transformer-xl: the N most probable next words."),
-    ] = None,
-    generate: Annotated[
-        int | None,
-        typer.Option("--generate", min=1, help="transformer-xl: continue --text by K words."),
-    ] = None,
-    temperature: Annotated[
-        float | None,
-        typer.Option("--temperature", help="generation: sample at this temperature (not greedy)."),
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="generation: random seed of sampling.")] = 0,
-    null_threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--null-threshold", help="squad v2.0 models: no-answer threshold (BERT default 0.0)."
-        ),
-    ] = None,
-    beam_size: Annotated[
-        int | None,
-        typer.Option(
-            "--beam-size",
-            help="squad, joint answer heads (electra): start and end positions kept (default 4).",
-        ),
-    ] = None,
-    layer: Annotated[
-        int | None, typer.Option("--layer", help="features: layer K (0 = embeddings, -1 = last).")
-    ] = None,
-    pooled: Annotated[
-        bool, typer.Option("--pooled", help="features: the pooled [CLS] output.")
-    ] = False,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Inputs per forward pass (pipelines).")
-    ] = 8,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Print the model start-up time on stderr.")
-    ] = False,
+    init: InitOption,
+    question: Question = None,
+    context: Context = None,
+    input: Input = None,
+    task: Task = None,
+    text: Text = None,
+    top_k: TopK = None,
+    next_words: NextWords = None,
+    generate: Generate = None,
+    temperature: Temperature = None,
+    seed: Seed = 0,
+    null_threshold: NullThresholdOption = None,
+    beam_size: BeamSizeOption = None,
+    layer: Layer = None,
+    pooled: Pooled = False,
+    batch_size: BatchSizeOption = 8,
+    verbose: Verbose = False,
     json_out: JsonFlag = False,
 ) -> None:
     r"""Answer questions about a passage, or print encoder features; JSONL in, JSONL out for pipelines (streaming: answers appear while input is still arriving).
@@ -121,167 +113,86 @@ def predict(
         nvlm predict --model bert --init runs/bert-p1 --task features \
           --text "the cat sat" --pooled
     """
-    import time
-
     from nvlm import registry
-    from nvlm.report import emit_json, emit_jsonl, info
 
+    request = prediction.PredictRequest(
+        init,
+        task=task,
+        question=question,
+        context=context,
+        input=input,
+        text=text,
+        top_k=top_k,
+        next_words=next_words,
+        generate=generate,
+        temperature=temperature,
+        seed=seed,
+        null_threshold=null_threshold,
+        beam_size=beam_size,
+        layer=layer,
+        pooled=pooled,
+        batch_size=batch_size,
+    )
     plugin = registry.get(model)
     if plugin.provides("language_model"):  # Transformer-XL: next words, generation, scoring
-        _predict_lm(plugin, init, text=text, input=input, task=task, next_words=next_words,
-                    generate=generate, temperature=temperature, top_k=top_k, seed=seed,
-                    batch_size=batch_size, verbose=verbose, json_out=json_out)  # fmt: skip
-        return
-    top_k = top_k or 1
-    task = task or ("features" if text is not None else "squad")
-    if task == "qa":
-        task = "squad"
-    if task not in plugin.tasks:
-        raise UserError(
-            f"model {model} cannot predict task {task!r} (tasks: {', '.join(plugin.tasks)})"
-        )
-    t0 = time.perf_counter()
-    if task == "features":
-        if (text is None) == (input is None):
-            raise UserError("--task features needs exactly one of --text TEXT or --input FILE|-")
-        _check_text_arg("--text", text)
-        stream = open_input(input) if input is not None else None
-        from nvlm.plugins.bert.feature_extractor import FeatureExtractor
-
-        fx = FeatureExtractor(init, layer=layer, pooled=pooled)
-        if verbose:
-            info(f"model loaded in {time.perf_counter() - t0:.2f} s")
-        if text is not None:
-            emit_jsonl(fx([text])[0])
-            return
-        failed = run_pipeline(stream, batch_size, _parse_text, fx)
+        failed = _language_model(plugin, request, verbose=verbose, json_out=json_out)
+    elif prediction.encoder_task(plugin, model, request) == "features":
+        failed = _features(request, verbose=verbose)
     else:
-        if input is None and (question is None or context is None):
-            raise UserError("give --question and --context (or --input FILE|- with JSONL lines)")
-        if input is not None and (question is not None or context is not None):
-            raise UserError("give either --question/--context or --input, not both")
-        if input is None and not context.strip():
-            raise UserError("--context is empty (pass the passage that holds the answer)")
-        if input is None and not question.strip():
-            raise UserError("--question is empty (pass the question to answer)")
-        _check_text_arg("--question", question)
-        _check_text_arg("--context", context)
-        stream = open_input(input) if input is not None else None
-        from nvlm.cli.eval import load_model
-        from nvlm.tasks.squad.task import Answerer, beam_size_flags
-
-        cfg, net = load_model(plugin, init, "squad", flags=beam_size_flags(plugin, beam_size))
-        answerer = Answerer(
-            plugin,
-            cfg,
-            net,
-            init,
-            null_threshold=null_threshold,
-            top_k=top_k,
-            window_batch=batch_size,
-        )
-        if verbose:
-            info(f"model loaded in {time.perf_counter() - t0:.2f} s")
-        if input is None:
-            [answer] = answerer.answer([{"id": "q", "question": question, "context": context}])
-            answer.pop("id")
-            if json_out:
-                emit_json(answer)
-            else:
-                _print_answer(answer)
-            return
-        failed = run_pipeline(stream, batch_size, _parse_qa, answerer.answer)
+        failed = _answers(plugin, request, verbose=verbose, json_out=json_out)
     if failed:
         raise typer.Exit(1)
 
 
-def _print_answer(answer: dict) -> None:
-    if answer["no_answer"]:
-        typer.echo("(no answer)")
-    else:
-        typer.echo(answer["answer"])
-        typer.echo(
-            f"score {answer['score']}  probability {answer['probability']}  "
-            f"characters {answer['start']}-{answer['end']}",
-            err=True,
-        )
-    for alt in answer.get("alternatives", [])[1:]:
-        typer.echo(
-            f"  alternative: {alt['answer']!r} (probability {alt['probability']}, "
-            f"characters {alt['start']}-{alt['end']})",
-            err=True,
-        )
-
-
-def _parse_text(number: int, line: str):
-    if line.lstrip().startswith("{"):
-        obj = json.loads(line)
-        if not isinstance(obj, dict):
-            raise ValueError("expected a JSON object with a string 'text'")
-        return string_field(obj, "text")
-    return line
-
-
-def _predict_lm(plugin, init: str, *, text, input, task, next_words, generate, temperature,
-                top_k, seed, batch_size, verbose, json_out) -> None:  # fmt: skip
-    import time
-
-    from nvlm.report import emit_json, info, warn
+def _features(request, *, verbose: bool) -> int:
+    """Encoder features of --text (one JSON line) or of each --input line; the failed lines."""
+    from nvlm.plugins.bert.feature_extractor import FeatureExtractor
 
     t0 = time.perf_counter()
-    task = task or ("score" if input is not None else "generate" if generate else "next")
-    if task not in ("next", "generate", "score"):
-        raise UserError(
-            f"--model {plugin.name} predicts --task next, generate or score, not {task!r}"
-        )
-    if task == "score" and (input is None or text is not None):
-        raise UserError('--task score reads --input FILE|- (a text per line, or JSONL {"text"})')
-    if task != "score" and (text is None or not text.strip() or input is not None):
-        raise UserError(
-            "give --text TEXT with --next N or --generate K (or --input FILE|- to score)"
-        )
-    if next_words is not None and generate is not None:
-        raise UserError("give either --next N or --generate K, not both")
-    _check_text_arg("--text", text)
-    stream = open_input(input) if input is not None else None
-    lm = plugin.language_model(init)
+    stream = prediction.features_input(request)
+    extract = FeatureExtractor(request.init, layer=request.layer, pooled=request.pooled)
+    if verbose:
+        info(f"model loaded in {time.perf_counter() - t0:.2f} s")
+    if stream is None:
+        emit_jsonl(extract([request.text])[0])
+        return 0
+    return prediction.features_stream(extract, stream, request.batch_size)
+
+
+def _answers(plugin, request, *, verbose: bool, json_out: bool) -> int:
+    """The answer to --question (for people, or --json), or to each --input line."""
+    t0 = time.perf_counter()
+    stream = prediction.qa_input(request)
+    answerer = prediction.load_answerer(plugin, request)
+    if verbose:
+        info(f"model loaded in {time.perf_counter() - t0:.2f} s")
+    if stream is not None:
+        return prediction.answer_stream(answerer, stream, request.batch_size)
+    answer = prediction.answer_one(answerer, request.question, request.context)
+    if json_out:
+        emit_json(answer)
+        return 0
+    shown, notes = prediction.answer_lines(answer)  # the answer on stdout, the figures on stderr
+    typer.echo(shown)
+    for note in notes:
+        typer.echo(note, err=True)
+    return 0
+
+
+def _language_model(plugin, request, *, verbose: bool, json_out: bool) -> int:
+    """Next words after --text, its continuation, or the scores of each --input line."""
+    t0 = time.perf_counter()
+    task = prediction.lm_task(plugin, request)
+    stream = prediction.input_stream(request)
+    lm = plugin.language_model(request.init)
     if verbose:
         info(f"model loaded in {time.perf_counter() - t0:.2f} s")
     if task == "score":
-
-        def parse(number: int, line: str) -> dict:
-            item = {"line": number, "text": _parse_text(number, line)}
-            if line.lstrip().startswith("{") and "id" in json.loads(line):
-                item["id"] = json.loads(line)["id"]
-            return item
-
-        if run_pipeline(stream, batch_size, parse, lm.score):
-            raise typer.Exit(1)
-        return
-    if task == "next":
-        result = lm.next_words(text, next_words or 5)
-    else:
-        result = lm.generate(text, generate or 20, temperature=temperature, top_k=top_k, seed=seed)
-    if result["unknown_words"]:
-        warn(f"not in the vocabulary (read as <unk>): {', '.join(result['unknown_words'][:10])}")
+        return prediction.score_stream(lm, stream, request.batch_size)
+    result = prediction.lm_predict(lm, task, request)  # warns of words not in the vocabulary
     if json_out:
         emit_json(result)
-    elif task == "next":
-        for item in result["next"]:
-            typer.echo(f"{item['word']}\t{item['probability']}")
-    else:
-        typer.echo(f"{text} {result['continuation']}")
-
-
-def _parse_qa(number: int, line: str):
-    obj = json.loads(line)
-    if not isinstance(obj, dict):
-        raise ValueError('expected a JSON object {"id"?, "question", "context"}')
-    question = string_field(obj, "question")
-    context = string_field(obj, "context")
-    qid = obj.get("id")
-    if qid is None:
-        qid = number
-    elif isinstance(qid, bool) or not isinstance(qid, (str, int)):
-        raise ValueError(f"'id' must be a string or an integer, not {json_type(qid)}")
-    return {"id": qid, "question": question, "context": context}
+        return 0
+    for line in prediction.lm_lines(task, request, result):
+        typer.echo(line)
+    return 0

@@ -14,10 +14,17 @@ from nvlm.cli.options import (
     GpusOption,
     HostfileOption,
     HostsOption,
+    InitOption,
     JsonFlag,
     LauncherOption,
     ModelOption,
+    OverwriteFlag,
+    PrecisionOption,
+    PresetOption,
+    ResumeFlag,
+    RunDir,
     SetOption,
+    XlaOption,
 )
 from nvlm.errors import UserError
 
@@ -37,61 +44,43 @@ Re-running the same command on the same --out resumes from its latest checkpoint
 """
 
 
+PretrainData = Annotated[
+    Path,
+    typer.Option(
+        "--data", help="Shard directory (nvlm data pretraining); transformer-xl: nvlm data lm."
+    ),
+]
+PhaseOption = Annotated[
+    int,
+    typer.Option(
+        "--phase", min=1, max=2, help="Pretraining phase: 1 (seq 128) or 2 (seq 512, from --init)."
+    ),
+]
+StepsOption = Annotated[
+    int | None, typer.Option("--steps", min=1, help="Optimizer steps (overrides the preset).")
+]
+
+
 def pretrain(
     model: ModelOption,
-    data: Annotated[
-        Path,
-        typer.Option(
-            "--data", help="Shard directory (nvlm data pretraining); transformer-xl: nvlm data lm."
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (created or resumed).")],
-    preset: Annotated[
-        str | None,
-        typer.Option("--preset", help="Hardware preset (nvlm presets list) or a YAML path."),
-    ] = None,
-    phase: Annotated[
-        int,
-        typer.Option(
-            "--phase",
-            min=1,
-            max=2,
-            help="Pretraining phase: 1 (seq 128) or 2 (seq 512, from --init).",
-        ),
-    ] = 1,
-    init: Annotated[
-        str | None,
-        typer.Option(
-            "--init",
-            help="Start from: an nvlm run or checkpoint, a Hugging Face directory, or a Google TF1 checkpoint prefix.",
-        ),
-    ] = None,
+    data: PretrainData,
+    out: RunDir,
+    preset: PresetOption = None,
+    phase: PhaseOption = 1,
+    init: InitOption = None,
     gpus: GpusOption = None,
     launcher: LauncherOption = "auto",
     hosts: HostsOption = None,
     hostfile: HostfileOption = None,
     controller: ControllerOption = "auto",
     dry_run: DryRunFlag = False,
-    steps: Annotated[
-        int | None, typer.Option("--steps", min=1, help="Optimizer steps (overrides the preset).")
-    ] = None,
-    precision: Annotated[
-        str | None, typer.Option("--precision", help="fp32 | tf32 | amp | bf16")
-    ] = None,
-    xla: Annotated[
-        bool | None, typer.Option("--xla/--no-xla", help="XLA-compile the forward/backward step.")
-    ] = None,
+    steps: StepsOption = None,
+    precision: PrecisionOption = None,
+    xla: XlaOption = None,
     sets: SetOption = None,
     config: ConfigFile = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume/--no-resume", help="Resume from RUN's latest checkpoint when there is one."
-        ),
-    ] = True,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Delete RUN first and start over.")
-    ] = False,
+    resume: ResumeFlag = True,
+    overwrite: OverwriteFlag = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Pretrain BERT (MLM + NSP) or ELECTRA (replaced-token detection) on HDF5 shards, or train a Transformer-XL language model on an `nvlm data lm` directory."""
@@ -102,17 +91,7 @@ def pretrain(
     from nvlm.train.run import train_run
 
     plugin = registry.get(model)
-    if "pretrain" not in plugin.tasks:
-        raise UserError(
-            f"model {model} has no pretraining task (use: nvlm pretrain --model bert|electra)"
-        )
-    # A plugin without phases names its preset stage (Transformer-XL: "train").
-    stage = plugin.pretrain_stage(phase)
-    if phase == 2 and not init and plugin.train_stage is None:
-        raise UserError(
-            "--phase 2 starts from a phase-1 checkpoint: pass --init RUN_OF_PHASE_1 "
-            "(as the reference recipe does, with a fresh optimizer and step counter)"
-        )
+    stage = _stage(plugin, model, phase, init)
 
     def resolve(processes: int | None):
         return resolve_training_config(
@@ -156,6 +135,22 @@ def pretrain(
     outcome = launch_training(job, opts)
     if json_out and outcome.reports:
         emit_json(outcome.summary)
+
+
+def _stage(plugin, model: str, phase: int, init: str | None) -> str:
+    """The preset stage of `--phase` (a plugin without phases names its own: Transformer-XL's
+    "train"), once the model can pretrain and phase 2 has its phase-1 run."""
+    if "pretrain" not in plugin.tasks:
+        raise UserError(
+            f"model {model} has no pretraining task (use: nvlm pretrain --model bert|electra)"
+        )
+    stage = plugin.pretrain_stage(phase)
+    if phase == 2 and not init and plugin.train_stage is None:
+        raise UserError(
+            "--phase 2 starts from a phase-1 checkpoint: pass --init RUN_OF_PHASE_1 "
+            "(as the reference recipe does, with a fresh optimizer and step counter)"
+        )
+    return stage
 
 
 pretrain.__doc__ = (pretrain.__doc__ or "") + "\n" + EXAMPLES

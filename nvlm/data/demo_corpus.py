@@ -206,29 +206,3 @@ def write_demo_corpus(
         "words": len(text.split()),
         "seed": seed,
     }
-
-
-SQUAD_VERSIONS = ("1.1", "2.0")
-
-
-def write_demo_set(
-    out: Path, *, documents: int, seed: int, squad: str | None = None, overwrite: bool = False
-) -> dict:
-    """Write `documents` synthetic documents to out/corpus.txt and, with `squad` (a SQuAD
-    version), squad-train.json / squad-dev.json about the same made-up people; returns the
-    summary of both."""
-    from nvlm.outputs import check_output_file
-
-    if squad not in (None, *SQUAD_VERSIONS):
-        raise UserError(f"--squad {squad} is not a SQuAD version (use 1.1 or 2.0)")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory")
-    names = ["corpus.txt", *(["squad-train.json", "squad-dev.json"] if squad else [])]
-    for name in names:  # all checked before any is written
-        check_output_file(out / name, overwrite=overwrite)
-    summary = write_demo_corpus(out, documents, seed)
-    if squad:
-        from nvlm.data.demo_squad import write_demo_squad
-
-        summary.update(write_demo_squad(out, people=200, seed=seed, version=squad))
-    return summary

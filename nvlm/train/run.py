@@ -15,13 +15,13 @@ from typing import Any
 import keras
 
 from nvlm import config as config_mod
+from nvlm import run_dir as run_dir_mod
 from nvlm.dist import world as get_world
 from nvlm.errors import UserError
 from nvlm.launch.ranks import is_child
 from nvlm.outputs import atomic_path, write_text
 from nvlm.report import info, log_to, print_table, summary_table
 from nvlm.run_dir import CONFIG, LOGS, SUMMARY
-from nvlm import run_dir as run_dir_mod
 from nvlm.train.precision import set_precision
 from nvlm.train.trainer import Trainer, TrainResult
 

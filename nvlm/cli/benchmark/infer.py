@@ -6,22 +6,22 @@ from typing import Annotated
 
 import typer
 
-from nvlm.cli.benchmark.output import check_outputs, report
-from nvlm.cli.options import JsonFlag, ModelOption, SetOption
-from nvlm.cli.shared_options import (
+from nvlm.cli.benchmark.options import (
     BatchSizesOption,
+    BenchInitOption,
+    BenchPresetOption,
+    BenchSizeOption,
+    BenchXlaOption,
     CompareFlag,
-    InitOption,
     MarkdownFlag,
     MaxBusyOption,
     MaxWaitOption,
-    OutFileOption,
     PrecisionsOption,
-    PresetOption,
+    RecordsOutOption,
     SeqLenOption,
-    SizeOption,
-    XlaOption,
 )
+from nvlm.cli.benchmark.output import check_outputs, report
+from nvlm.cli.options import JsonFlag, ModelOption, SetOption
 
 
 def infer(
@@ -33,8 +33,8 @@ def infer(
             help="BERT, ELECTRA: squad | features | mlm (default squad); Transformer-XL: lm.",
         ),
     ] = None,
-    preset: PresetOption = None,
-    size: SizeOption = None,
+    preset: BenchPresetOption = None,
+    size: BenchSizeOption = None,
     precision: PrecisionsOption = None,
     batch_sizes: BatchSizesOption = None,
     seq_len: SeqLenOption = None,
@@ -42,7 +42,7 @@ def infer(
         int | None,
         typer.Option("--mem-len", min=0, help="Transformer-XL memory length (default 640)."),
     ] = None,
-    xla: XlaOption = None,
+    xla: BenchXlaOption = None,
     steps: Annotated[
         int, typer.Option("--steps", min=1, help="Timed batches per point (percentiles).")
     ] = 100,
@@ -55,13 +55,13 @@ def infer(
             "batches once.",
         ),
     ] = 10,
-    init: InitOption = None,
+    init: BenchInitOption = None,
     sets: SetOption = None,
     max_busy: MaxBusyOption = 0.25,
     max_wait: MaxWaitOption = 120.0,
     compare: CompareFlag = False,
     markdown: MarkdownFlag = False,
-    out: OutFileOption = None,
+    out: RecordsOutOption = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Time inference of a model, one process, over precisions x batch sizes, and print one table per precision: throughput, latency average and 90/95/99th percentiles per batch (and per sequence), max, standard deviation.

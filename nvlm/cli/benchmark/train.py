@@ -7,6 +7,20 @@ from typing import Annotated
 
 import typer
 
+from nvlm.cli.benchmark.options import (
+    BatchSizesOption,
+    BenchInitOption,
+    BenchPresetOption,
+    BenchSizeOption,
+    BenchXlaOption,
+    CompareFlag,
+    MarkdownFlag,
+    MaxBusyOption,
+    MaxWaitOption,
+    PrecisionsOption,
+    RecordsOutOption,
+    SeqLenOption,
+)
 from nvlm.cli.benchmark.output import check_outputs, report
 from nvlm.cli.options import (
     ControllerOption,
@@ -16,20 +30,6 @@ from nvlm.cli.options import (
     LauncherOption,
     ModelOption,
     SetOption,
-)
-from nvlm.cli.shared_options import (
-    BatchSizesOption,
-    CompareFlag,
-    InitOption,
-    MarkdownFlag,
-    MaxBusyOption,
-    MaxWaitOption,
-    OutFileOption,
-    PrecisionsOption,
-    PresetOption,
-    SeqLenOption,
-    SizeOption,
-    XlaOption,
 )
 
 # The longer declarations of this command's own options, so that its signature reads as a list.
@@ -76,14 +76,14 @@ def train(
     phase: Annotated[
         int, typer.Option("--phase", min=1, max=2, help="Pretraining phase: 1 (seq 128), 2 (512).")
     ] = 1,
-    preset: PresetOption = None,
-    size: SizeOption = None,
+    preset: BenchPresetOption = None,
+    size: BenchSizeOption = None,
     precision: PrecisionsOption = None,
     batch_sizes: BatchSizesOption = None,
     seq_len: SeqLenOption = None,
     accumulation: AccumulationOption = None,
     gpus: ProcessCountsOption = "1",
-    xla: XlaOption = None,
+    xla: BenchXlaOption = None,
     steps: Annotated[
         int, typer.Option("--steps", min=1, help="Timed optimizer steps per point.")
     ] = 30,
@@ -91,7 +91,7 @@ def train(
         int, typer.Option("--warmup", min=0, help="Untimed steps first (compilation included).")
     ] = 5,
     data: DataOption = None,
-    init: InitOption = None,
+    init: BenchInitOption = None,
     sets: SetOption = None,
     launcher: LauncherOption = "auto",
     hosts: HostsOption = None,
@@ -102,7 +102,7 @@ def train(
     max_wait: MaxWaitOption = 120.0,
     compare: CompareFlag = False,
     markdown: MarkdownFlag = False,
-    out: OutFileOption = None,
+    out: RecordsOutOption = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Time training steps (forward, backward, allreduce, optimizer) of a model over precisions x process counts x batch sizes, and print the published tables' layout: throughput per precision, speedup, weak scaling, then every point's step times, allreduce share, MFU and memory.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import typer
 
 from nvlm.cli.data import demo_corpus, download, lm, pretraining, verify, vocab, wikipedia
-from nvlm.cli.shared_options import MANY_INPUTS
+from nvlm.cli.data.options import MANY_INPUTS
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from nvlm.cli.data.options import overwrite_option
 from nvlm.cli.data.summary import finish
 from nvlm.cli.options import JsonFlag
-from nvlm.cli.shared_options import overwrite_option
 
 
 def demo_corpus(
@@ -31,7 +31,7 @@ def demo_corpus(
 
         nvlm data demo-corpus --out demo-data --documents 2000 --squad 1.1
     """
-    from nvlm.data.demo_corpus import write_demo_set
+    from nvlm.data.demo import write_demo_set
 
     summary = write_demo_set(out, documents=documents, seed=seed, squad=squad, overwrite=overwrite)
     fields = "path documents sentences words"

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from nvlm.cli.data.options import overwrite_option
 from nvlm.cli.options import JsonFlag
-from nvlm.cli.shared_options import overwrite_option
 from nvlm.data.stop_signal import sigterm_stops
 from nvlm.report import console, emit_json, print_table, summary_table
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from nvlm.cli.data.options import overwrite_option
 from nvlm.cli.data.summary import finish
 from nvlm.cli.options import JsonFlag
-from nvlm.cli.shared_options import overwrite_option
 from nvlm.data.stop_signal import sigterm_stops
 from nvlm.report import console
 

@@ -9,9 +9,7 @@ from typing import Annotated
 
 import typer
 
-from nvlm.cli.data.summary import finish
-from nvlm.cli.options import JsonFlag
-from nvlm.cli.shared_options import (
+from nvlm.cli.data.options import (
     ErrorsOption,
     InputOption,
     LowercaseFlag,
@@ -20,6 +18,8 @@ from nvlm.cli.shared_options import (
     given_inputs,
     overwrite_option,
 )
+from nvlm.cli.data.summary import finish
+from nvlm.cli.options import JsonFlag
 from nvlm.data.stop_signal import sigterm_stops
 from nvlm.report import console
 

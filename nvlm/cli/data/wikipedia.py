@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from nvlm.cli.data.options import SplitterLangOption, WorkersOption, overwrite_option
 from nvlm.cli.data.summary import finish
 from nvlm.cli.options import JsonFlag
-from nvlm.cli.shared_options import SplitterLangOption, WorkersOption, overwrite_option
 from nvlm.data.stop_signal import sigterm_stops
 from nvlm.report import console
 

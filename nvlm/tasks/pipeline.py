@@ -1,6 +1,10 @@
-"""JSONL in, JSONL out for `nvlm predict --input FILE|-`: lines read lazily as bytes (each
-decoded on its own, none held beyond `MAX_LINE_BYTES`), grouped into batches without waiting for
-a full one, and one JSON line out per line in, in order, a line's error in its place."""
+"""JSONL in, JSONL out, streaming (`nvlm predict --input FILE|-`): lines read lazily as bytes
+(each decoded on its own, none held beyond `MAX_LINE_BYTES`), grouped into batches without
+waiting for a full one, and one JSON line out per line in, in order, a line's error in its place.
+
+    failed = run_pipeline(open_input("-"), 8, parse, handle)   # parse(number, line) -> item
+                                                               # handle(items) -> results
+"""
 
 from __future__ import annotations
 
