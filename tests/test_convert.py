@@ -227,6 +227,9 @@ def test_export_then_import_is_bit_identical(tmp_path):
         ".nvlm",  # nvlm's marker: a later --overwrite may replace this directory
         "config.json",
         "model.safetensors",
+        "special_tokens_map.json",  # the tokenizer files: tests/test_hf_export_files.py
+        "tokenizer.json",
+        "tokenizer_config.json",
         "vocab.txt",
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["exported"]  # no temp dir left behind

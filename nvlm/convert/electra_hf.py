@@ -14,8 +14,6 @@ into RUN/hf: it is what pretraining and masked-LM evaluation need.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,8 +309,10 @@ def write_hf_dir(
     lowercase: bool | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """config.json + model.safetensors (+ vocab.txt, tokenizer_config.json) written into a
-    temporary directory next to `dst`, then renamed: `dst` is complete or absent."""
+    """config.json + model.safetensors + the tokenizer files (`write_tokenizer_files`) written
+    into a temporary directory next to `dst`, then renamed: `dst` is complete or absent."""
+    from nvlm.convert.hf import write_tokenizer_files
+
     try:
         from safetensors.numpy import save_file
     except ImportError as exc:
@@ -324,12 +324,11 @@ def write_hf_dir(
         contiguous = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
         save_file(contiguous, tmp / "model.safetensors", metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        if vocab is not None:
-            shutil.copyfile(vocab, tmp / VOCAB)
-        if lowercase is not None:
-            (tmp / TOKENIZER_CONFIG).write_text(
-                json.dumps({"do_lower_case": lowercase, "tokenizer_class": "ElectraTokenizer"})
-                + "\n"
-            )
-        os.chmod(tmp, 0o755)
+        write_tokenizer_files(
+            tmp,
+            vocab,
+            lowercase,
+            tokenizer_class="ElectraTokenizer",
+            max_length=config["max_position_embeddings"],
+        )
     return dst

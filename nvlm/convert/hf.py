@@ -10,7 +10,6 @@ without the heads (`cls.predictions.*`, `cls.seq_relationship.*`, `qa_outputs.*`
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -24,6 +23,11 @@ from nvlm.convert.staging import staged_directory
 from nvlm.errors import UserError
 from nvlm.models.bert.config import BertConfig
 from nvlm.run_dir import VOCAB
+
+# The tokenizer files of an export, beside vocab.txt and tokenizer_config.json (run_dir.py):
+# what `transformers.AutoTokenizer` loads (the fast tokenizer, then its special tokens).
+HF_TOKENIZER = "tokenizer.json"
+SPECIAL_TOKENS_MAP = "special_tokens_map.json"
 
 # Weights of HF heads nvlm has no model for (sequence classification, token classification,
 # multiple choice): skipped with a note, not an error.
@@ -288,8 +292,65 @@ def hf_name(name: str, prefix: str = "bert.") -> tuple[str, bool]:
     return (hf if hf.startswith("cls.") else prefix + hf), transposed
 
 
-def write_hf_dir(model, cfg: BertConfig, dst: Path, vocab: Path | None, overwrite: bool) -> Path:
-    """Write `model` as an HF BERT directory at `dst` (atomically: temp dir, then rename)."""
+def write_tokenizer_files(
+    directory: Path,
+    vocab: Path | None,
+    lowercase: bool | None,
+    *,
+    tokenizer_class: str,
+    max_length: int,
+) -> None:
+    """The tokenizer of an export: vocab.txt, tokenizer.json, special_tokens_map.json and
+    tokenizer_config.json, as Hugging Face writes them for BERT and ELECTRA.
+
+    tokenizer.json is nvlm's own WordPiece tokenizer (`Vocab.tokenizer`: same normaliser,
+    pre-tokenizer and model, so the same ids) plus what a fast tokenizer adds: [CLS]/[SEP]
+    around one or two segments (segment ids 0 and 1), the special tokens matched whole in the
+    text (`[MASK]` is one token), and a WordPiece decoder. `lowercase` None (a source that does
+    not record its casing, e.g. a Google checkpoint) is uncased, nvlm's reading of such sources.
+    Without a vocab only the casing is written (if known).
+    """
+    from tokenizers import AddedToken, decoders, processors
+
+    from nvlm.data.special_tokens import CLS, CONTINUATION_PREFIX, MASK, PAD, SEP, UNK
+    from nvlm.data.vocab import Vocab, write_tokenizer_config
+
+    if vocab is None and lowercase is None:
+        return  # nothing known about the text: no tokenizer files rather than guessed ones
+    lowercase = True if lowercase is None else lowercase
+    if vocab is not None:
+        words = Vocab.load(vocab)
+        tok = words.tokenizer(lowercase)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{CLS} $A {SEP}",
+            pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+            special_tokens=[(CLS, words.cls_id), (SEP, words.sep_id)],
+        )
+        tok.decoder = decoders.WordPiece(prefix=CONTINUATION_PREFIX)
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in
+                                (PAD, UNK, CLS, SEP, MASK)])  # fmt: skip
+        shutil.copyfile(vocab, directory / VOCAB)
+        outputs.write_text(directory / HF_TOKENIZER, tok.to_str(pretty=True) + "\n")
+        outputs.write_json(
+            directory / SPECIAL_TOKENS_MAP,
+            {"unk_token": UNK, "sep_token": SEP, "pad_token": PAD, "cls_token": CLS,
+             "mask_token": MASK},
+        )  # fmt: skip
+    write_tokenizer_config(
+        directory, lowercase, tokenizer_class=tokenizer_class, model_max_length=max_length
+    )
+
+
+def write_hf_dir(
+    model,
+    cfg: BertConfig,
+    dst: Path,
+    vocab: Path | None,
+    overwrite: bool,
+    lowercase: bool | None = None,
+) -> Path:
+    """Write `model` as an HF BERT directory at `dst` (atomically: temp dir, then rename), with
+    the tokenizer files of `vocab` and its casing (`write_tokenizer_files`)."""
     try:
         from safetensors.numpy import save_file
     except ImportError as exc:
@@ -336,7 +397,7 @@ def write_hf_dir(model, cfg: BertConfig, dst: Path, vocab: Path | None, overwrit
     with staged_directory(dst) as tmp:
         save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        if vocab is not None:
-            shutil.copyfile(vocab, tmp / VOCAB)
-        os.chmod(tmp, 0o755)
+        write_tokenizer_files(
+            tmp, vocab, lowercase, tokenizer_class="BertTokenizer", max_length=cfg.max_position
+        )
     return dst

@@ -56,6 +56,22 @@ def _require_ours(dst: Path) -> None:
         )
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it; set straight back
+    os.umask(mask)
+    return mask
+
+
+def publish_modes(root: Path) -> None:
+    """Give `root` and everything in it the modes a plain mkdir()/open() would (0755/0644 under
+    the usual umask 022): mkdtemp makes a 0700 directory and safetensors writes its file 0600,
+    which left exports unreadable by the other users of a shared model directory."""
+    mask = _umask()
+    for path in (root, *root.rglob("*")):
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 @contextmanager
 def staged_directory(dst: Path, kind: str = "export") -> Iterator[Path]:
     """A fresh temporary directory next to `dst`; when the block completes it replaces `dst`,
@@ -68,6 +84,7 @@ def staged_directory(dst: Path, kind: str = "export") -> Iterator[Path]:
     try:
         yield tmp
         (tmp / MARKER).write_text(json.dumps({"kind": kind, "created": time.time()}) + "\n")
+        publish_modes(tmp)
         if dst.exists():
             _require_ours(dst)
             shutil.rmtree(dst)

@@ -133,11 +133,40 @@ class Vocab:
         return tok
 
 
-def write_tokenizer_config(directory: Path, lowercase: bool) -> None:
+def write_tokenizer_config(
+    directory: Path,
+    lowercase: bool,
+    *,
+    tokenizer_class: str | None = None,
+    model_max_length: int | None = None,
+) -> None:
     """Record the casing next to vocab.txt, under Hugging Face's name for it
-    (tokenizer_config.json `do_lower_case`), atomically."""
+    (tokenizer_config.json `do_lower_case`), atomically.
+
+    A Hugging Face export also names its `tokenizer_class` ("BertTokenizer", "ElectraTokenizer")
+    and `model_max_length` (the position table's rows), with the settings and special tokens
+    BERT's tokenizer uses, so that `AutoTokenizer.from_pretrained(DIR)` needs nothing else.
+    """
     import json
 
     from nvlm.outputs import write_text
 
-    write_text(Path(directory) / TOKENIZER_CONFIG, json.dumps({"do_lower_case": lowercase}) + "\n")
+    config: dict = {"do_lower_case": lowercase}
+    if tokenizer_class is not None:
+        config.update(
+            tokenizer_class=tokenizer_class,
+            model_max_length=model_max_length,
+            do_basic_tokenize=True,
+            tokenize_chinese_chars=True,
+            strip_accents=None,  # None: follow do_lower_case, as Vocab.tokenizer does
+            unk_token=UNK,
+            sep_token=SEP,
+            pad_token=PAD,
+            cls_token=CLS,
+            mask_token=MASK,
+        )
+        if model_max_length is None:
+            del config["model_max_length"]
+    # A run's file stays the one line it has always been; an export's is indented, as HF's are.
+    text = json.dumps(config, indent=2 if tokenizer_class else None)
+    write_text(Path(directory) / TOKENIZER_CONFIG, text + "\n")

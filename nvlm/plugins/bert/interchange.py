@@ -3,7 +3,6 @@ convert too). The round trip is lossless: the same float32 arrays come back."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import keras
@@ -11,7 +10,7 @@ import keras
 from nvlm import config as config_mod
 from nvlm import resolve as resolve_mod
 from nvlm.errors import UserError
-from nvlm.run_dir import TOKENIZER_CONFIG, VOCAB
+from nvlm.run_dir import TOKENIZER_CONFIG
 
 # Which task a stage's model is, and which stage an imported model gets.
 STAGE_TASK = {"squad": "squad", "features": "features"}
@@ -28,6 +27,11 @@ def load_run_model(src: str | Path):
     from nvlm.train.restore import restore_model, run_dir_of
 
     cfg = config_mod.load(run_dir_of(src))
+    if cfg.model_name != "bert":
+        # Building BERT from another model's config fails deep in Keras: say what it is.
+        raise UserError(
+            f"{src} is an nvlm {cfg.model_name} run, not BERT (add --model {cfg.model_name})"
+        )
     set_precision("fp32")
     model = build(cfg, task_of_stage(cfg.stage))
     restore_model(model, src)
@@ -35,19 +39,41 @@ def load_run_model(src: str | Path):
 
 
 def to_hf(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple[Path, list[str]]:
-    from nvlm.convert import convert_to_hf, detect_source, export_hf
-    from nvlm.train.restore import run_dir_of
+    """An nvlm run, HF directory or Google checkpoint -> an HF directory: weights, config.json
+    and the tokenizer files with the source's vocab and casing (convert/hf.py)."""
+    from nvlm.convert import (
+        detect_source,
+        load_checkpoint,
+        model_config,
+        model_for,
+        read_checkpoint,
+    )
+    from nvlm.convert.hf import write_hf_dir
+    from nvlm.plugins.bert.init import source_text_settings
 
-    if detect_source(src) != "nvlm":
-        return convert_to_hf(src, dst, overwrite=overwrite)
-    _, model = load_run_model(src)
-    run = run_dir_of(src)
-    vocab = run / VOCAB
-    out = export_hf(model, dst, vocab=vocab if vocab.exists() else None, overwrite=overwrite)
-    tok = run / TOKENIZER_CONFIG
-    if tok.exists():
-        shutil.copyfile(tok, Path(out) / TOKENIZER_CONFIG)
-    return out, []
+    if detect_source(src) == "nvlm":
+        _, model = load_run_model(src)
+        vocab, lowercase = source_text_settings(src)
+        warnings = []
+    else:  # read once: source_text_settings would read the weights a second time
+        model = model_for(ckpt := read_checkpoint(src))
+        warnings = load_checkpoint(model, ckpt)
+        vocab = Path(ckpt.vocab) if ckpt.vocab else None
+        lowercase = _recorded_casing(vocab.parent / TOKENIZER_CONFIG) if vocab else None
+    out = write_hf_dir(model, model_config(model), Path(dst), vocab, overwrite, lowercase)
+    return out, warnings
+
+
+def _recorded_casing(path: Path) -> bool | None:
+    """`do_lower_case` of an HF tokenizer_config.json; None where there is none (a Google
+    checkpoint; the export then says uncased, as nvlm reads such sources)."""
+    import json
+
+    try:
+        value = json.loads(path.read_bytes()).get("do_lower_case")
+    except (OSError, ValueError, AttributeError):  # absent, not JSON, not an object
+        return None
+    return None if value is None else bool(value)
 
 
 def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple[Path, list[str]]:
