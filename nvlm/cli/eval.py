@@ -13,13 +13,14 @@ from nvlm.cli.options import (
     DataOption,
     InitOption,
     JsonFlag,
-    ModelOption,
     NullThresholdOption,
+    OptionalModelOption,
     OutDir,
     PrecisionOption,
     PresetOption,
     SetOption,
     SquadVersionOption,
+    XlaOption,
 )
 from nvlm.errors import UserError
 
@@ -51,9 +52,9 @@ SplitOption = Annotated[
 
 
 def evaluate(
-    model: ModelOption,
     task: TaskOption,
     data: DataOption,
+    model: OptionalModelOption = None,
     init: InitOption = None,
     predictions: PredictionsOption = None,
     null_odds: NullOddsOption = None,
@@ -63,6 +64,7 @@ def evaluate(
     batch_size: BatchSizeOption = None,
     beam_size: BeamSizeOption = None,
     precision: PrecisionOption = None,
+    xla: XlaOption = None,
     split: SplitOption = None,
     preset: PresetOption = None,
     sets: SetOption = None,
@@ -70,16 +72,16 @@ def evaluate(
 ) -> None:
     r"""Evaluate a model (masked-LM accuracy on shards; SQuAD EM/F1 with latency), or score an existing SQuAD predictions file.
 
-    --task mlm needs the pretraining heads: a SQuAD fine-tuned model is refused (evaluate it with --task squad). --task squad reads the SQuAD version from --data unless --version says it, and writes predictions.json, nbest_predictions.json and null_odds.json to --out (./squad-eval without it). --task lm takes its settings from the run, or from the eval stage of --preset.
+    --task mlm needs the pretraining heads: a SQuAD fine-tuned model is refused (evaluate it with --task squad). --task squad reads the SQuAD version from --data unless --version says it, and writes predictions.json, nbest_predictions.json and null_odds.json to --out (./squad-eval without it); precision, XLA, batch and decoding (--set model.max_answer_len=N, model.n_best, model.null_threshold, model.beam_size) are the run's or --preset's, and the summary names them. --model: default, what --init is. --task lm takes its settings from the run, or from the eval stage of --preset.
 
     Examples:
 
         nvlm eval --model bert --task mlm --init runs/bert-p1 --data heldout/
 
-        nvlm eval --model bert --task squad --init runs/squad \
-          --data dev-v1.1.json --out runs/squad/eval
+        nvlm eval --task squad --init runs/squad --data dev-v1.1.json \
+          --out runs/squad/eval --precision bf16 --xla
 
-        nvlm eval --model bert --task squad --data dev-v2.0.json \
+        nvlm eval --task squad --data dev-v2.0.json \
           --predictions predictions.json --null-odds null_odds.json
 
         nvlm eval --model transformer-xl --task lm --init runs/txl \
@@ -95,7 +97,7 @@ def evaluate(
         title = f"SQuAD {result['version']} scores of {predictions}"
         rows = squad_table_rows(result)
     else:
-        plugin = _plugin(model, task, init)
+        model, plugin = _plugin(model, task, init)
         request = EvalRequest(
             task,
             init,
@@ -106,6 +108,7 @@ def evaluate(
             batch_size=batch_size,
             beam_size=beam_size,
             precision=precision,
+            xla=xla,
             split=split,
             preset=preset,
             sets=tuple(sets or ()),
@@ -117,19 +120,22 @@ def evaluate(
         emit_json(result)
 
 
-def _plugin(model: str, task: str, init: str | None):
-    """The plugin that evaluates `task`, once the options say there is a model to evaluate."""
+def _plugin(model: str | None, task: str, init: str | None):
+    """(model name, plugin) that evaluates `task`, once the options say there is a model to
+    evaluate: --model, or the model --init is."""
     from nvlm import registry
+    from nvlm.tasks.inference import model_of_init
 
     if init is None:
         raise UserError(
             "--init is required to evaluate a model (or pass --predictions FILE to "
             "score a predictions file)"
         )
+    model = model_of_init(init, model)
     plugin = registry.get(model)
     if task not in plugin.tasks:
         raise UserError(f"model {model} has no task {task!r} (tasks: {', '.join(plugin.tasks)})")
-    return plugin
+    return model, plugin
 
 
 def _table(plugin, model: str, task: str, result: dict) -> tuple[str, list]:

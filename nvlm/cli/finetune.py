@@ -19,7 +19,7 @@ from nvlm.cli.options import (
     InitOption,
     JsonFlag,
     LauncherOption,
-    ModelOption,
+    OptionalModelOption,
     OverwriteFlag,
     PrecisionOption,
     PresetOption,
@@ -47,12 +47,12 @@ Epochs = Annotated[
 
 
 def finetune(
-    model: ModelOption,
     data: DataOption,
     init: InitOption,
     out: RunDir,
+    model: OptionalModelOption = None,
     task: TaskOption = "squad",
-    version: SquadVersionOption = "1.1",
+    version: SquadVersionOption = None,
     preset: PresetOption = None,
     eval_data: EvalData = None,
     epochs: Epochs = None,
@@ -73,6 +73,8 @@ def finetune(
 ) -> None:
     r"""Fine-tune for SQuAD question answering (v1.1 or v2.0).
 
+    --version: read from --data when absent. --model: default, what --init is. data.doc_stride: when you set none and the preset's (or 128) does not fit data.seq_len, one that fits is derived, with a note.
+
     Examples:
 
         nvlm finetune --model bert --task squad --version 1.1 \
@@ -91,10 +93,10 @@ def finetune(
     """
     from nvlm import registry
     from nvlm.launch.training import LaunchOptions
-    from nvlm.report import emit_json, print_table, summary_table
-    from nvlm.tasks.squad.evaluation import squad_table_rows
+    from nvlm.tasks.inference import model_of_init
     from nvlm.tasks.squad.finetune import FinetuneRequest, finetune_squad
 
+    model = model_of_init(init, model)
     plugin = registry.get(model)
     if task != "squad" or "squad" not in plugin.tasks:
         raise UserError(f"model {model} cannot be fine-tuned for {task!r} (use --task squad)")
@@ -117,10 +119,17 @@ def finetune(
     )
     opts = LaunchOptions(gpus, launcher, hosts, hostfile, controller, dry_run)
     summary = finetune_squad(plugin, model, request, opts)
-    if summary is None:
-        return  # a --dry-run, or a rank other than the one that reports
-    if eval_data is not None:
-        rows = squad_table_rows(summary["eval"])
-        print_table(summary_table(f"nvlm eval {model} squad {version}", rows))
+    if summary is not None:  # None: a --dry-run, or a rank other than the one that reports
+        _report(model, summary, json_out)
+
+
+def _report(model: str, summary: dict, json_out: bool) -> None:
+    """The dev-set table (with --eval-data) and the --json summary."""
+    from nvlm.report import emit_json, print_table, summary_table
+    from nvlm.tasks.squad.evaluation import squad_table_rows
+
+    if "eval" in summary:
+        title = f"nvlm eval {model} squad {summary['eval']['version']}"
+        print_table(summary_table(title, squad_table_rows(summary["eval"])))
     if json_out:
         emit_json(summary)

@@ -20,6 +20,16 @@ def installed_models() -> str:
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help=f"The model: {installed_models()} (installed plugins).")
 ]
+# Commands that load a model (eval, finetune): --init says which model it is, --model may confirm.
+OptionalModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"The model: {installed_models()}. Default: what --init is (an nvlm run's "
+        "config.yaml, a Hugging Face config.json's model_type; a Google TF1 checkpoint is bert).",
+    ),
+]
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print the machine-readable result as JSON on stdout.")
 ]

@@ -28,8 +28,9 @@ class EvalRequest:
     batch_size: int | None = None
     beam_size: int | None = None
     precision: str | None = None
+    xla: bool | None = None  # squad: XLA-compile the inference step
     split: str | None = None  # lm: the split of an `nvlm data lm` directory
-    preset: str | None = None  # lm: the eval stage of this preset instead of the run's
+    preset: str | None = None  # lm: the eval stage of this preset; squad: its squad stage
     sets: tuple[str, ...] = ()
 
 
@@ -49,6 +50,10 @@ def evaluate(plugin, request: EvalRequest) -> dict:
             batch_size=request.batch_size,
             version=request.version,
             beam_size=request.beam_size,
+            precision=request.precision,
+            xla=request.xla,
+            preset=request.preset,
+            sets=request.sets,
         )
     flags = {"data.eval_batch_size": request.batch_size, "train.precision": request.precision}
     if plugin.provides("run_eval"):  # resolves its own stage (Transformer-XL: eval memory)

@@ -1,8 +1,11 @@
 """`nvlm predict` below its options: what a request asks for, its inputs checked before a model
 is loaded (so that a wrong path or a missing option fails at once), the JSONL line formats of
 `--input`, question answering and the language-model tasks (next words, generation, scoring).
+Every option given is checked against the task before a model is loaded: one that does not apply
+is refused in one line (exit 2), never silently ignored (`predict_task`, `OPTIONS`).
 
     request = PredictRequest("runs/squad", question="Who?", context="Harry did.")
+    predict_task(registry.get("bert"), "bert", request)          # "squad"
     answerer = load_answerer(registry.get("bert"), request)
     answer_one(answerer, request.question, request.context)    # {"answer": "Harry", ...}
 """
@@ -31,12 +34,128 @@ class PredictRequest:
     next_words: int | None = None
     generate: int | None = None
     temperature: float | None = None
-    seed: int = 0
+    seed: int | None = None  # None: DEFAULT_SEED
     null_threshold: float | None = None
     beam_size: int | None = None
     layer: int | None = None
     pooled: bool = False
-    batch_size: int = 8
+    batch_size: int | None = None  # None: DEFAULT_BATCH
+
+    def batch(self) -> int:
+        """Inputs per forward pass: --batch-size, else DEFAULT_BATCH."""
+        return DEFAULT_BATCH if self.batch_size is None else self.batch_size
+
+
+DEFAULT_BATCH = 8
+DEFAULT_SEED = 0
+
+
+# -- which task, and which options apply to it (checked before a model is loaded) -----------------
+# What `nvlm predict` does: question answering and features for encoders, next words, generation
+# and scoring for language models. A plugin's other tasks (pretrain, mlm, lm) are tasks of
+# `nvlm pretrain` and `nvlm eval`, not of predict.
+ENCODER_TASKS = ("squad", "features")
+LM_TASKS = ("next", "generate", "score")
+
+# option -> (PredictRequest field, {task it applies to: what it does there}). An option given
+# to any other task is refused: ignoring it would answer another question than the one asked
+# (`--input - --next 3` scored the lines; `--text T --next 3` on BERT printed features).
+OPTIONS = {
+    "--question": ("question", {"squad": "with --context"}),
+    "--context": ("context", {"squad": "with --question"}),
+    "--text": ("text", {"features": "", "next": "", "generate": "", "score": ""}),
+    "--input": ("input", {"squad": "", "features": "", "score": ""}),
+    "--next": ("next_words", {"next": "the N most probable words after --text"}),
+    "--generate": ("generate", {"generate": "continue --text by K words"}),
+    "--top-k": (
+        "top_k",
+        {"squad": "the N best answers", "generate": "sample among the K most probable words"},
+    ),
+    "--temperature": ("temperature", {"generate": "sampling"}),
+    "--seed": ("seed", {"generate": "sampling"}),
+    "--null-threshold": ("null_threshold", {"squad": "SQuAD v2.0 'no answer'"}),
+    "--beam-size": ("beam_size", {"squad": "a beam-search answer head"}),
+    "--layer": ("layer", {"features": ""}),
+    "--pooled": ("pooled", {"features": ""}),
+    "--batch-size": (
+        "batch_size",
+        {"squad": "", "features": "with --input", "score": "with --input"},
+    ),
+}
+
+
+def predict_tasks(plugin) -> tuple[str, ...]:
+    """The tasks `nvlm predict` can do with `plugin`."""
+    encoder = tuple(t for t in ENCODER_TASKS if t in plugin.tasks)
+    return encoder + (LM_TASKS if plugin.provides("language_model") else ())
+
+
+def _chosen_task(request: PredictRequest, lm: bool) -> tuple[str, str]:
+    """The task asked for, and how it was chosen when --task was not given (for messages)."""
+    if request.task is not None:
+        return ("squad" if request.task == "qa" else request.task), ""
+    if lm and request.input is not None:
+        return "score", " (the default with --input)"
+    if lm and request.generate is not None:
+        return "generate", " (the default with --generate)"
+    if request.text is not None:
+        return ("next" if lm else "features"), " (the default with --text)"
+    return ("next" if lm else "squad"), " (the default)"
+
+
+def _check_task(model: str, task: str, tasks: tuple[str, ...], plugin_tasks) -> None:
+    if task in tasks:
+        return
+    other = f"; {task!r} is a task of nvlm pretrain or eval" if task in plugin_tasks else ""
+    raise UserError(
+        f"model {model} cannot predict task {task!r} (tasks: {', '.join(tasks)}{other})"
+    )
+
+
+def predict_task(plugin, model: str, request: PredictRequest) -> str:
+    """The task `request` asks of `plugin` (spelt `model` by the user), after each option given
+    was checked against it: an option of another task, or of a --text where it needs --input,
+    is refused with one line naming the combination and what the option is for."""
+    tasks = predict_tasks(plugin)
+    task, why = _chosen_task(request, lm=plugin.provides("language_model"))
+    _check_task(model, task, tasks, plugin.tasks)
+    where = f"--model {model} --task {task}{why}"
+    for flag, (field, applies) in OPTIONS.items():
+        value = getattr(request, field)
+        if value is None or value is False or task in applies:  # not `in (None, False)`: 0 == False
+            continue
+        mine = [t for t in applies if t in tasks]
+        uses = [f"--task {t}" + (f" ({applies[t]})" if applies[t] else "") for t in mine or applies]
+        use = f"it is for {' or '.join(uses)}"
+        if not mine:
+            use += f", which --model {model} does not predict (tasks: {', '.join(tasks)})"
+        raise UserError(f"{flag} does not apply to {where}: {use}")
+    if request.batch_size is not None and task != "squad" and request.input is None:
+        raise UserError(
+            f"--batch-size does not apply to {where} with one --text: it is for --input FILE|- "
+            "(lines per forward pass)"
+        )
+    if task in LM_TASKS:
+        _check_lm_inputs(task, request)
+    return task
+
+
+def _check_lm_inputs(task: str, request: PredictRequest) -> None:
+    """What a language-model task reads: --text (next, generate), --text or --input (score)."""
+    text, source = request.text, request.input
+    if task == "score" and (text is None) == (source is None):
+        raise UserError(
+            "--task score needs exactly one of --text TEXT or --input FILE|- (a text per line, "
+            'or JSONL {"text"})'
+        )
+    if text is not None and not text.strip():
+        raise UserError(
+            f"--text is empty (pass the {'text to score' if task == 'score' else 'context'})"
+        )
+    if task != "score" and text is None:
+        flag = "--next N" if task == "next" else "--generate K"
+        raise UserError(f"--task {task} needs --text TEXT (the context), e.g. --text TEXT {flag}")
+    check_text("--text", text)
 
 
 def check_text(option: str, value: str | None) -> None:
@@ -92,14 +211,9 @@ def parse_qa(number: int, line: str):
 # -- encoders: question answering and features ----------------------------------------------------
 def encoder_task(plugin, model: str, request: PredictRequest) -> str:
     """The task asked of the encoder `model`: features when --text is given, else question
-    answering; refused when the plugin has no such task."""
-    task = request.task or ("features" if request.text is not None else "squad")
-    if task == "qa":
-        task = "squad"
-    if task not in plugin.tasks:
-        raise UserError(
-            f"model {model} cannot predict task {task!r} (tasks: {', '.join(plugin.tasks)})"
-        )
+    answering; refused when the plugin has no such task (its options: `predict_task`)."""
+    task, _ = _chosen_task(request, lm=False)
+    _check_task(model, task, tuple(t for t in ENCODER_TASKS if t in plugin.tasks), plugin.tasks)
     return task
 
 
@@ -141,7 +255,7 @@ def load_answerer(plugin, request: PredictRequest):
         request.init,
         null_threshold=request.null_threshold,
         top_k=request.top_k or 1,
-        window_batch=request.batch_size,
+        window_batch=request.batch(),
     )
 
 
@@ -181,30 +295,15 @@ def features_stream(extract, stream: BinaryIO, batch_size: int) -> int:
 
 
 # -- language models (Transformer-XL) -------------------------------------------------------------
-def lm_task(plugin, request: PredictRequest) -> str:
-    """next, generate or score, checked against the options given with it."""
-    text, source = request.text, request.input
-    default = "score" if source is not None else "generate" if request.generate else "next"
-    task = request.task or default
-    if task not in ("next", "generate", "score"):
-        raise UserError(
-            f"--model {plugin.name} predicts --task next, generate or score, not {task!r}"
-        )
-    if task == "score" and (source is None or text is not None):
-        raise UserError('--task score reads --input FILE|- (a text per line, or JSONL {"text"})')
-    if task != "score" and (text is None or not text.strip() or source is not None):
-        raise UserError(
-            "give --text TEXT with --next N or --generate K (or --input FILE|- to score)"
-        )
-    if request.next_words is not None and request.generate is not None:
-        raise UserError("give either --next N or --generate K, not both")
-    check_text("--text", text)
-    return task
-
-
 def score_stream(lm, stream: BinaryIO, batch_size: int) -> int:
     """One JSON line of scores per text line on stdout; the number of lines that failed."""
     return run_pipeline(stream, batch_size, parse_scored_text, lm.score)
+
+
+def score_one(lm, text: str) -> dict:
+    """The scores of one --text: what `score_stream` prints for a file of that one line."""
+    [scores] = lm.score([{"line": 1, "text": text}])
+    return scores
 
 
 def lm_predict(lm, task: str, request: PredictRequest) -> dict:
@@ -220,7 +319,7 @@ def lm_predict(lm, task: str, request: PredictRequest) -> dict:
             request.generate or 20,
             temperature=request.temperature,
             top_k=request.top_k,
-            seed=request.seed,
+            seed=DEFAULT_SEED if request.seed is None else request.seed,
         )
     if result["unknown_words"]:
         warn(f"not in the vocabulary (read as <unk>): {', '.join(result['unknown_words'][:10])}")

@@ -21,6 +21,10 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
+# Fields that set how SQuAD answers are decoded, not the network.
+DECODING = ("n_best", "max_answer_len", "null_threshold")
+
+
 @dataclass(frozen=True)
 class BertConfig(ModelConfig):
     """Hyper-parameters of a BERT model (the `model.` section of a BERT run's config).
@@ -44,6 +48,10 @@ class BertConfig(ModelConfig):
         attention_dropout: dropout rate on attention probabilities.
         initializer_range: standard deviation of the truncated normal initialiser.
         layer_norm_eps: LayerNorm epsilon.
+        n_best, max_answer_len: SQuAD decoding, answers listed per question and longest answer
+            in tokens (the reference run_squad.py's n_best_size 20, max_answer_length 30).
+        null_threshold: SQuAD v2.0, answer "" when null score - best span score exceeds it
+            (the reference scripts' null_score_diff_threshold 0.0).
     """
 
     vocab_size: int = 30528
@@ -56,6 +64,9 @@ class BertConfig(ModelConfig):
     attention_dropout: float = 0.1
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
+    n_best: int = 20
+    max_answer_len: int = 30
+    null_threshold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.size not in SIZES and self.size != CUSTOM_SIZE:
@@ -71,6 +82,8 @@ class BertConfig(ModelConfig):
             "intermediate_size",
             "max_position",
             "type_vocab_size",
+            "n_best",
+            "max_answer_len",
         ):
             if getattr(self, name) <= 0:
                 raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")
@@ -105,7 +118,8 @@ class BertConfig(ModelConfig):
         return dataclasses.replace(self, **changes)
 
     def to_backbone_kwargs(self) -> dict[str, Any]:
-        """Arguments of `BertBackbone` (every field but `size`)."""
+        """Arguments of `BertBackbone` (every field but `size` and the SQuAD decoding ones)."""
         kwargs = dataclasses.asdict(self)
-        del kwargs["size"]
+        for name in ("size", *DECODING):
+            del kwargs[name]
         return kwargs

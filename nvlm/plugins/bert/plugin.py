@@ -48,6 +48,10 @@ class BertPlugin(EncoderPlugin):
 
     null_threshold: ClassVar[float] = 0.0  # SQuAD v2.0 default (reference BERT scripts)
 
+    def squad_null_threshold(self, cfg) -> float:
+        """The run's `model.null_threshold` (a fine-tuned run may carry a tuned one)."""
+        return cfg.model.null_threshold
+
     def flops_per_token(self, cfg, seq_len: int, task: str = "pretrain") -> float:
         fraction = cfg.data.max_predictions / seq_len if task == "pretrain" else 0.0
         return flops_per_token(cfg.model, seq_len, masked_fraction=fraction)

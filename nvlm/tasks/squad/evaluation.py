@@ -15,6 +15,9 @@ from nvlm.tasks.inference import load_model
 
 # Rows of the SQuAD summary, in the order the reference tools print them, with units.
 SQUAD_ROWS = [
+    ("precision", "precision"),
+    ("xla", "XLA"),
+    ("batch_size", "batch size (sequences)"),
     ("total_inference_time_s", "total inference time (s)"),
     ("time_without_startup_s", "time without start-up (s)"),
     ("sequences_processed", "sequences processed"),
@@ -37,19 +40,39 @@ def run_squad_eval(
     batch_size: int | None,
     version: str | None = None,
     beam_size: int | None = None,
+    precision: str | None = None,
+    xla: bool | None = None,
+    preset: str | None = None,
+    sets: tuple[str, ...] = (),
 ) -> dict:
     """The figures of the model `init` on the dev set `dev`; prediction files go to `out_dir`
-    (default ./squad-eval)."""
+    (default ./squad-eval). Precision, XLA, batch and decoding are the run's (`init` an nvlm
+    run) or `preset`'s squad stage, overridden by `sets` and then by the arguments; the
+    result names the precision, XLA setting and batch used."""
     from nvlm.tasks.squad.task import beam_size_flags
 
-    flags = {"data.eval_batch_size": batch_size, **beam_size_flags(plugin, beam_size)}
+    flags = {
+        "data.eval_batch_size": batch_size,
+        "train.precision": precision,
+        "train.xla": xla,
+        **beam_size_flags(plugin, beam_size),
+    }
     if version:
         flags["data.squad_version"] = version
-    cfg, model = load_model(plugin, init, "squad", flags=flags)
+    cfg, model = load_model(
+        plugin, init, "squad", sets=sets, flags=flags, preset=preset, stage="squad"
+    )
     out_dir = out_dir or Path("squad-eval")
-    return plugin.evaluate(
+    result = plugin.evaluate(
         cfg, model, dev, "squad", init=init, out_dir=out_dir, null_threshold=null_threshold
     )
+    settings = {
+        "precision": cfg.train.precision,
+        "xla": cfg.train.xla,
+        "batch_size": cfg.data.eval_batch_size,
+    }
+    head = {"task": result.pop("task", "squad"), "version": result.pop("version")}
+    return {**head, **settings, **result}
 
 
 def squad_table_rows(result: dict) -> list[tuple[str, object]]:

@@ -214,16 +214,31 @@ class InferenceTiming:
         }
 
 
-def run_model(model, feats, batch_size: int) -> tuple[np.ndarray, np.ndarray, InferenceTiming]:
+def run_model(
+    model, feats, batch_size: int, *, xla: bool = False
+) -> tuple[np.ndarray, np.ndarray, InferenceTiming]:
     """Start/end logits for every feature, with per-batch latency."""
-    outputs, timing = run_model_outputs(model, feats, batch_size)
+    outputs, timing = run_model_outputs(model, feats, batch_size, xla=xla)
     return outputs["start_logits"], outputs["end_logits"], timing
 
 
-def run_model_outputs(model, feats, batch_size: int) -> tuple[dict, InferenceTiming]:
+def inference_step(model, *, xla: bool = False):
+    """The compiled forward pass (XLA when `xla`), its float outputs as float32: a bf16 or
+    fp16 model's logits are decoded and written like an fp32 one's."""
+
+    def forward(batch):
+        out = model(batch, training=False)
+        return {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v for k, v in out.items()}
+
+    return tf.function(forward, reduce_retracing=True, jit_compile=bool(xla))
+
+
+def run_model_outputs(
+    model, feats, batch_size: int, *, xla: bool = False
+) -> tuple[dict, InferenceTiming]:
     """Every output of the model for every feature (name -> array, feature-major), with
-    per-batch latency."""
-    forward = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+    per-batch latency (the first batch, which traces and compiles, is start-up)."""
+    forward = inference_step(model, xla=xla)
     inputs = feats.inputs()
     n = len(feats)
     collected: dict[str, list] = {}
@@ -267,7 +282,20 @@ def decode(plugin, cfg, dataset, feats, outputs: dict, *, null_threshold: float,
         outputs["end_logits"],
         null_threshold=null_threshold,
         version_2=version_2,
+        **decoding_options(cfg),
     )
+
+
+def decoding_options(cfg) -> dict:
+    """n_best and max_answer_len of the start/end decoder: the run's `model.n_best` and
+    `model.max_answer_len` (BERT, ELECTRA), the reference recipe's 20 and 30 for a model
+    config without them."""
+    from nvlm.tasks.squad import MAX_ANSWER_LEN, N_BEST
+
+    return {
+        "n_best": getattr(cfg.model, "n_best", N_BEST),
+        "max_answer_len": getattr(cfg.model, "max_answer_len", MAX_ANSWER_LEN),
+    }
 
 
 def evaluate(
@@ -278,7 +306,7 @@ def evaluate(
     dataset = read_squad(dev_json, cfg.data.squad_version, require_answers=False)
     vocab, lowercase = text_settings(plugin, init)
     feats = features_for(dataset, vocab, lowercase, cfg, training=False)
-    outputs, timing = run_model_outputs(model, feats, cfg.data.eval_batch_size)
+    outputs, timing = run_model_outputs(model, feats, cfg.data.eval_batch_size, xla=cfg.train.xla)
     threshold = null_threshold_default(plugin, cfg) if null_threshold is None else null_threshold
     preds = decode(
         plugin, cfg, dataset, feats, outputs, null_threshold=threshold, version_2=dataset.is_v2
@@ -318,7 +346,7 @@ class Answerer:
         )
         self.top_k = top_k
         self.window_batch = max(window_batch or 0, cfg.data.eval_batch_size)
-        self._forward = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+        self._forward = inference_step(model, xla=cfg.train.xla)
 
     def _outputs(self, feats) -> dict[str, np.ndarray]:
         """The model's outputs for every window, `window_batch` windows per forward pass: a long
