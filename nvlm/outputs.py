@@ -162,6 +162,13 @@ def write_json(path: str | os.PathLike[str], obj: object) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def cache_home() -> Path:
+    """nvlm's per-user cache directory: $XDG_CACHE_HOME/nvlm, else ~/.cache/nvlm (the measured
+    peak, SQuAD evaluation features). Everything in it can be deleted at any time."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nvlm"
+
+
 def _label(path: str | os.PathLike[str], what: str) -> str:
     return f"{what} {path}" if what else str(path)
 

@@ -135,3 +135,21 @@ def test_inference_loads_the_model_in_the_runs_precision_unless_overridden(tmp_p
     assert cfg.train.precision == "fp32" and model.dtype_policy.compute_dtype == "float32"
     cfg, _ = load_model(plugin, str(run), "features", flags={"train.precision": "fp32"})
     assert cfg.train.precision == "fp32"
+
+
+@pytest.mark.slow
+def test_dev_set_features_are_cached_per_user_and_never_inside_init(
+    squad_run, tmp_path, monkeypatch
+):
+    run, _ = squad_run
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    first, _, preds, _ = squad_eval(run, tmp_path / "a")
+    second, _, again, _ = squad_eval(run, tmp_path / "b")
+    assert (first["features_from_cache"], second["features_from_cache"]) == (False, True)
+    assert again == preds and second["exact_match"] == first["exact_match"]
+    assert len(list((tmp_path / "cache" / "nvlm" / "squad").glob("squad-features-*.npz"))) == 1
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # --init untouched
+    # Other lengths are other features: a new cache file, not a stale hit.
+    third, *_ = squad_eval(run, tmp_path / "c", "--set", "data.doc_stride=32")
+    assert third["features_from_cache"] is False

@@ -54,8 +54,9 @@ def machine() -> dict[str, object]:
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "nvlm" / "peak.json"
+    from nvlm.outputs import cache_home
+
+    return cache_home() / "peak.json"
 
 
 def cached(precision: str) -> Peak | None:

@@ -18,6 +18,7 @@ SQUAD_ROWS = [
     ("precision", "precision"),
     ("xla", "XLA"),
     ("batch_size", "batch size (sequences)"),
+    ("features_from_cache", "features from the cache"),
     ("total_inference_time_s", "total inference time (s)"),
     ("time_without_startup_s", "time without start-up (s)"),
     ("sequences_processed", "sequences processed"),

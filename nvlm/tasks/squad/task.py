@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from nvlm.errors import UserError
+from nvlm.outputs import cache_home
 from nvlm.tasks.squad import decode_predictions, load_or_featurize, parse_squad, read_squad
 
 INPUTS = ("input_ids", "input_mask", "segment_ids")
@@ -62,7 +63,15 @@ def text_settings(plugin, init: str) -> tuple:
 
 
 def features_for(dataset, vocab, lowercase: bool, cfg, *, training: bool, cache_dir=None):
-    feats, _ = load_or_featurize(
+    """The features of `dataset` under `cfg`'s lengths, through the cache in `cache_dir`."""
+    return cached_features(dataset, vocab, lowercase, cfg, training=training, cache_dir=cache_dir)[
+        0
+    ]
+
+
+def cached_features(dataset, vocab, lowercase: bool, cfg, *, training: bool, cache_dir=None):
+    """`features_for` and whether they came from the cache."""
+    feats, hit = load_or_featurize(
         dataset,
         vocab,
         cache_dir,
@@ -79,7 +88,7 @@ def features_for(dataset, vocab, lowercase: bool, cfg, *, training: bool, cache_
             f"{feats.truncated_queries} question(s) longer than {cfg.data.max_query_len} tokens "
             "were truncated (raise data.max_query_len to keep them whole)"
         )
-    return feats
+    return feats, hit
 
 
 # --- fine-tuning ---------------------------------------------------------------------------
@@ -305,7 +314,11 @@ def evaluate(
 
     dataset = read_squad(dev_json, cfg.data.squad_version, require_answers=False)
     vocab, lowercase = text_settings(plugin, init)
-    feats = features_for(dataset, vocab, lowercase, cfg, training=False)
+    # Dev sets are evaluated again and again (each checkpoint, each threshold): their features
+    # are cached per user, keyed by the file, vocab and lengths (never inside --init: an input).
+    feats, cached = cached_features(
+        dataset, vocab, lowercase, cfg, training=False, cache_dir=cache_home() / "squad"
+    )
     outputs, timing = run_model_outputs(model, feats, cfg.data.eval_batch_size, xla=cfg.train.xla)
     threshold = null_threshold_default(plugin, cfg) if null_threshold is None else null_threshold
     preds = decode(
@@ -319,6 +332,7 @@ def evaluate(
         **timing.summary(),
         **scores,
         "null_threshold": threshold if dataset.is_v2 else None,
+        "features_from_cache": cached,
         "files": {k: str(v) for k, v in files.items()},
     }
     return result
