@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from helpers import checkpoint_values, error_line, invoke, json_of, kill_after_checkpoint, ok
 
 TINY = ["--set", "model.size=tiny", "--set", "train.accumulation=1", "--set",
@@ -62,15 +63,15 @@ def test_exported_hf_directories_read_back_with_identical_outputs(
 ):
     run, _ = trained
     # Masked-LM evaluation (generator + discriminator, seeded draws) from the run and from
-    # the HF pair it exported: the same figures. In one precision: an HF directory records
-    # none, while the run's (bf16) is what eval uses by default for the run (issue 16).
+    # the HF pair it exported: the same figures. With the same settings: an HF directory
+    # records no precision, batch or masking budget, while eval of the run uses the run's
+    # (issue 16), so both are given here.
+    budget = yaml.safe_load((run / "config.yaml").read_text())["data"]["max_predictions"]
+    same = ["--precision", "fp32", "--batch-size", 8, "--set", f"data.max_predictions={budget}"]
     from_run = json_of(invoke("eval", "--model", "electra", "--task", "mlm", "--init", run,
-                              "--data", electra_shards, "--precision", "fp32", "--batch-size", 8,
-                              "--json"))  # fmt: skip
+                              "--data", electra_shards, *same, "--json"))  # fmt: skip
     from_hf = json_of(invoke("eval", "--model", "electra", "--task", "mlm", "--init",
-                             run / "hf", "--data", electra_shards, "--precision", "fp32",
-                             "--batch-size", 8,
-                             "--json"))  # fmt: skip
+                             run / "hf", "--data", electra_shards, *same, "--json"))  # fmt: skip
     for key in ("gen_loss", "gen_acc", "disc_loss", "disc_acc", "disc_precision", "masked_tokens"):
         assert from_run[key] == from_hf[key], key
     assert from_run["disc_acc"] > from_run["disc_baseline_acc"]

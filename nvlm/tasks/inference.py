@@ -26,6 +26,7 @@ def load_model(plugin, init: str, task: str, *, sets=(), flags=None, preset=None
 # them) and how its answers are decoded (the model.* decoding keys its config has).
 _RUN_DATA = (
     "data.seq_len",
+    "data.max_predictions",
     "data.doc_stride",
     "data.max_query_len",
     "data.squad_version",
