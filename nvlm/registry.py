@@ -29,11 +29,17 @@ class ModelPlugin(abc.ABC):
     config_cls: ClassVar[type]  # frozen dataclass of the model.* keys (with `size`, `dropout`)
     sizes: ClassVar[dict[str, dict[str, Any]]] = {}  # size presets: {"tiny": {field: value}}
     tasks: ClassVar[tuple[str, ...]] = ()  # e.g. ("pretrain", "mlm", "squad", "features")
+    # Encoders `nvlm predict --task features --part PART` chooses among (ELECTRA: discriminator,
+    # generator); `build` and `load_init` then get the task "features:PART". Empty: one encoder.
+    encoder_parts: ClassVar[tuple[str, ...]] = ()
     metric_units: ClassVar[dict[str, str]] = {}  # units of the pretraining metrics it logs
     shard_kind: ClassVar[str | None] = None  # the manifest `model` of the shards it trains on
     null_threshold: ClassVar[float] = 0.0  # SQuAD v2.0 default no-answer threshold
     train_stage: ClassVar[str | None] = None  # preset stage of `nvlm pretrain` without phases
     eval_stage: ClassVar[str | None] = None  # preset stage of evaluation and prediction
+    # Tasks `nvlm convert --to savedmodel` exports; the first is the default for a run whose
+    # stage is none of them (e.g. a pretraining run).
+    serving_tasks: ClassVar[tuple[str, ...]] = ()
 
     @property
     def label(self) -> str:
@@ -84,9 +90,28 @@ class ModelPlugin(abc.ABC):
         """(vocab.txt path or None, lowercase) of a checkpoint source."""
         return None, True
 
-    def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None):
-        """Convert a checkpoint (`to`: "hf" or "nvlm"); returns (written path, warnings)."""
+    def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None,
+                sets=()):  # fmt: skip
+        """Convert a checkpoint (`to`: "hf" or "nvlm"); returns (written path, warnings).
+        `sets`: --set overrides of the config of the run `to="nvlm"` writes."""
         raise UserError(f"{self.label} has no checkpoint conversion")
+
+    # -- serving (nvlm convert --to savedmodel; docs/serving.md) -----------------------------
+    def serving_settings(self, src: str) -> dict[str, Any]:
+        """Dotted config keys a SavedModel export of `src` takes from it beyond what inference
+        takes (Transformer-XL: the run's mem_len). Default: none."""
+        return {}
+
+    def serving_signature(self, cfg, model, task: str, *, batch_size: int | None, seq_len: int):
+        """The `serving_default` of a SavedModel of `task`: `({input name: tf.TensorSpec},
+        fn)`, `fn({name: tensor}) -> {output name: tensor}` (the caller casts floating outputs
+        to float32). `batch_size` None leaves the batch dimension open."""
+        raise UserError(f"{self.label} has no SavedModel export")
+
+    def write_serving_assets(self, cfg, src: str, directory: Path) -> list[str]:
+        """Write what a SavedModel's clients need to make its inputs (vocab.txt, tokenizer
+        files) into `directory`; returns the file names written. Default: none."""
+        return []
 
     # -- evaluation and prediction -------------------------------------------------------------
     def evaluate(self, cfg, model, data: Path, task: str, *, init=None, out_dir=None,
@@ -112,14 +137,21 @@ class ModelPlugin(abc.ABC):
         """An object with next_words / generate / score (`nvlm predict` on a language model)."""
         raise UserError(f"{self.label} is not a language model")
 
+    def masked_lm_logits(self, model, inputs: dict) -> Any:
+        """The masked-LM logits `[batch, P, vocab]` (float32) of `model` (built for task "mlm",
+        weights loaded) at `inputs["masked_lm_positions"]`, deterministic: nothing masked or
+        sampled beyond what `inputs["input_ids"]` shows (`nvlm predict --task fill-mask`)."""
+        raise UserError(f"{self.label} has no masked-LM head to fill in masked tokens with")
+
     def provides(self, capability: str) -> bool:
-        """Whether this plugin overrides the capability `run_eval` or `language_model`."""
+        """Whether this plugin overrides the capability `run_eval`, `language_model` or
+        `masked_lm_logits`."""
         if capability not in CAPABILITIES:
             raise ValueError(f"unknown capability {capability!r}")
         return getattr(type(self), capability) is not getattr(ModelPlugin, capability)
 
 
-CAPABILITIES = ("run_eval", "language_model")
+CAPABILITIES = ("run_eval", "language_model", "masked_lm_logits")
 
 
 _PLUGINS: dict[str, Any] | None = None

@@ -39,7 +39,7 @@ def refused(tmp_path: Path, model: str, *args) -> str:
         ("bert", ["--text", "the cat", "--next", "3"],
          "--next does not apply to --model bert --task features (the default with --text): it "
          "is for --task next (the N most probable words after --text), which --model bert does "
-         "not predict (tasks: squad, features)"),
+         "not predict (tasks: squad, features, fill-mask)"),
         # Sampling options without --generate.
         (TXL, ["--text", "the cat", "--next", "3", "--seed", "0"],
          "--seed does not apply to --model transformer-xl --task next (the default with --text):"
@@ -65,19 +65,22 @@ def refused(tmp_path: Path, model: str, *args) -> str:
          "--question does not apply to --model bert --task features (the default with --text): "
          "it is for --task squad (with --context)"),
         ("bert", ["--task", "squad", "--text", "the cat"],
-         "--text does not apply to --model bert --task squad: it is for --task features"),
+         "--text does not apply to --model bert --task squad: it is for --task features or "
+         "--task fill-mask"),
         ("bert", ["--text", "the cat", "--top-k", "3"],
          "--top-k does not apply to --model bert --task features (the default with --text): it "
-         "is for --task squad (the N best answers)"),
+         "is for --task squad (the N best answers) or --task fill-mask (the K most probable "
+         "tokens per [MASK])"),
         ("bert", ["--input", "-", "--task", "features", "--null-threshold", "1"],
          "--null-threshold does not apply to --model bert --task features: it is for --task "
          "squad (SQuAD v2.0 'no answer')"),
         ("electra", ["--question", "who?", "--context", "the cat sat", "--pooled"],
          "--pooled does not apply to --model electra --task squad (the default): it is for "
-         "--task features, which --model electra does not predict (tasks: squad)"),
+         "--task features"),
         ("electra", ["--input", "-", "--temperature", "0.5"],
          "--temperature does not apply to --model electra --task squad (the default): it is for "
-         "--task generate (sampling), which --model electra does not predict (tasks: squad)"),
+         "--task generate (sampling), which --model electra does not predict (tasks: squad, "
+         "features, fill-mask)"),
     ],
 )  # fmt: skip
 def test_an_option_of_another_task_is_refused_before_a_model_is_loaded(
@@ -89,12 +92,14 @@ def test_an_option_of_another_task_is_refused_before_a_model_is_loaded(
 @pytest.mark.parametrize(
     ("model", "task", "message"),
     [
-        ("bert", "mlm", "model bert cannot predict task 'mlm' (tasks: squad, features; 'mlm' is "
-                        "a task of nvlm pretrain or eval)"),
-        ("electra", "mlm", "model electra cannot predict task 'mlm' (tasks: squad; 'mlm' is a "
-                           "task of nvlm pretrain or eval)"),
-        ("electra", "features", "model electra cannot predict task 'features' (tasks: squad)"),
-        ("bert", "score", "model bert cannot predict task 'score' (tasks: squad, features)"),
+        ("bert", "mlm", "model bert cannot predict task 'mlm' (tasks: squad, features, "
+                        "fill-mask; 'mlm' is a task of nvlm pretrain or eval)"),
+        ("electra", "mlm", "model electra cannot predict task 'mlm' (tasks: squad, features, "
+                           "fill-mask; 'mlm' is a task of nvlm pretrain or eval)"),
+        ("electra", "score", "model electra cannot predict task 'score' (tasks: squad, "
+                             "features, fill-mask)"),
+        ("bert", "score", "model bert cannot predict task 'score' (tasks: squad, features, "
+                          "fill-mask)"),
         (TXL, "lm", "model transformer-xl cannot predict task 'lm' (tasks: next, generate, "
                     "score; 'lm' is a task of nvlm pretrain or eval)"),
         (TXL, "squad", "model transformer-xl cannot predict task 'squad' (tasks: next, "

@@ -153,3 +153,19 @@ def test_dev_set_features_are_cached_per_user_and_never_inside_init(
     # Other lengths are other features: a new cache file, not a stale hit.
     third, *_ = squad_eval(run, tmp_path / "c", "--set", "data.doc_stride=32")
     assert third["features_from_cache"] is False
+
+
+@pytest.mark.slow
+def test_predict_in_bf16_and_with_xla_gives_the_fp32_answer(squad_run):
+    run, _ = squad_run
+    paragraph = json.loads(DEV.read_text())["data"][0]["paragraphs"][0]
+    qa = paragraph["qas"][0]
+    ask = ["predict", "--init", run, "--question", qa["question"],
+           "--context", paragraph["context"], "--json"]  # fmt: skip
+    fp32 = json.loads(ok(invoke(*ask)).stdout)
+    bf16 = json.loads(ok(invoke(*ask, "--precision", "bf16")).stdout)
+    xla = json.loads(ok(invoke(*ask, "--xla", "--set", "model.max_answer_len=30")).stdout)
+    assert fp32["answer"] == bf16["answer"] == xla["answer"] == qa["answers"][0]["text"]
+    assert bf16["score"] != fp32["score"]  # bf16 logits: the precision was applied
+    short = json.loads(ok(invoke(*ask, "--set", "model.max_answer_len=1")).stdout)
+    assert len(short["answer"].split()) == 1  # --set reaches predict's decoding

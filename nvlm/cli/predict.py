@@ -5,7 +5,6 @@ that does not apply to the task is refused before a model is loaded (`prediction
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
 import typer
 
@@ -16,54 +15,31 @@ from nvlm.cli.options import (
     JsonFlag,
     NullThresholdOption,
     OptionalModelOption,
+    PrecisionOption,
+    PresetOption,
+    SetOption,
+    XlaOption,
+)
+from nvlm.cli.predict_options import (
+    Context,
+    Generate,
+    Input,
+    Layer,
+    NextWords,
+    Normalize,
+    Part,
+    Pooled,
+    Pooling,
+    Question,
+    Seed,
+    Task,
+    Temperature,
+    Text,
+    TopK,
+    Verbose,
 )
 from nvlm.report import emit_json, emit_jsonl, info
 from nvlm.tasks import prediction  # light: no model code until a function is called
-
-Question = Annotated[str | None, typer.Option("--question", "-q", help="squad: the question.")]
-Context = Annotated[str | None, typer.Option("--context", "-c", help="squad: the passage.")]
-Input = Annotated[
-    str | None,
-    typer.Option(
-        "--input",
-        help='File (or - for stdin), one input per line: squad {"id"?, "question", "context"}; '
-        'features, score: a text or {"text"}. One JSON line out per line in.',
-    ),
-]
-Task = Annotated[
-    str | None,
-    typer.Option(
-        "--task",
-        help="bert: squad (the default) | features (the default with --text); electra: squad; "
-        "transformer-xl: next (the default with --text) | generate | score (the default with "
-        "--input). An option of another task is refused.",
-    ),
-]
-Text = Annotated[str | None, typer.Option("--text", help="One text (next, generate: context).")]
-TopK = Annotated[
-    int | None,
-    typer.Option(
-        "--top-k",
-        min=1,
-        help="squad: also list the N best answers; generation: sample among the K most probable.",
-    ),
-]
-NextWords = Annotated[
-    int | None,
-    typer.Option("--next", min=1, help="next: the N most probable next words (default 5)."),
-]
-Generate = Annotated[
-    int | None,
-    typer.Option("--generate", min=1, help="generate: continue --text by K words (default 20)."),
-]
-Temperature = Annotated[
-    float | None,
-    typer.Option("--temperature", help="generation: sample at this temperature (not greedy)."),
-]
-Seed = Annotated[int, typer.Option("--seed", help="generate: random seed of sampling.")]
-Layer = Annotated[int | None, typer.Option("--layer", help="features: layer K (0 = embeddings).")]
-Pooled = Annotated[bool, typer.Option("--pooled", help="features: the pooled [CLS] output.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print the model load time.")]
 
 
 def predict(
@@ -84,7 +60,14 @@ def predict(
     beam_size: BeamSizeOption = None,
     layer: Layer = None,
     pooled: Pooled = False,
+    pooling: Pooling = None,
+    normalize: Normalize = False,
+    part: Part = None,
     batch_size: BatchSizeOption = prediction.DEFAULT_BATCH,
+    precision: PrecisionOption = None,
+    xla: XlaOption = None,
+    preset: PresetOption = None,
+    sets: SetOption = None,
     verbose: Verbose = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -101,55 +84,46 @@ def predict(
         cat questions.jsonl | nvlm predict -m bert --init runs/squad --input -
 
         nvlm predict --model bert --init runs/bert-p1 --task features \
-          --text "the cat sat" --pooled
+          --text "the cat sat" --pooling mean --normalize
 
         nvlm predict -m transformer-xl --init runs/txl --task score \
           --text "the cat sat"
 
-    An option that does not apply to the task (e.g. --next with --input, which scores lines) is refused (exit 2); which option applies to which task: docs/training.md.
+    Precision and XLA are the run's (or --preset's), overridable with --precision, --xla/--no-xla and --set. An option that does not apply to the task (e.g. --next with --input, which scores lines) is refused (exit 2); which option applies to which task: docs/training.md.
     """
+    options = dict(locals())  # first: the options exactly as given
     from nvlm import registry
     from nvlm.tasks.inference import model_of_init
 
     # Typed, not defaulted: an option the user did not type is never refused.
     typed = {k for k in ("seed", "batch_size") if ctx.get_parameter_source(k).name != "DEFAULT"}
-    request = prediction.PredictRequest(
-        init,
-        task=task,
-        question=question,
-        context=context,
-        input=input,
-        text=text,
-        top_k=top_k,
-        next_words=next_words,
-        generate=generate,
-        temperature=temperature,
-        seed=seed if "seed" in typed else None,
-        null_threshold=null_threshold,
-        beam_size=beam_size,
-        layer=layer,
-        pooled=pooled,
-        batch_size=batch_size if "batch_size" in typed else None,
-    )
+    request = prediction.PredictRequest.of_options(options, typed=typed)
     plugin = registry.get(model := model_of_init(init, model))
     task = prediction.predict_task(plugin, model, request)  # every option checked, nothing loaded
     if task in prediction.LM_TASKS:  # Transformer-XL: next words, generation, scoring
         failed = _language_model(plugin, task, request, verbose=verbose, json_out=json_out)
     elif task == "features":
-        failed = _features(request, verbose=verbose)
+        failed = _features(plugin, model, request, verbose=verbose)
+    elif task == prediction.FILL_MASK:
+        failed = _fill_mask(plugin, request, verbose=verbose, json_out=json_out)
     else:
         failed = _answers(plugin, request, verbose=verbose, json_out=json_out)
     if failed:
         raise typer.Exit(1)
 
 
-def _features(request, *, verbose: bool) -> int:
-    """Encoder features of --text (one JSON line) or of each --input line; the failed lines."""
-    from nvlm.plugins.bert.feature_extractor import FeatureExtractor
+def _fill_mask(plugin, request, *, verbose: bool, json_out: bool) -> int:
+    """The tokens of each [MASK] in --text (for people, or --json), or of each --input line."""
+    from nvlm.tasks.fill_mask import run
 
+    return run(plugin, request, verbose=verbose, json_out=json_out)  # prints them
+
+
+def _features(plugin, model: str, request, *, verbose: bool) -> int:
+    """Encoder features of --text (one JSON line) or of each --input line; the failed lines."""
     t0 = time.perf_counter()
     stream = prediction.features_input(request)
-    extract = FeatureExtractor(request.init, layer=request.layer, pooled=request.pooled)
+    extract = prediction.load_features(plugin, model, request)
     if verbose:
         info(f"model loaded in {time.perf_counter() - t0:.2f} s")
     if stream is None:
@@ -182,7 +156,7 @@ def _language_model(plugin, task: str, request, *, verbose: bool, json_out: bool
     """Next words, a continuation, or the scores of --text or of each --input line."""
     t0 = time.perf_counter()
     stream = prediction.input_stream(request)
-    lm = plugin.language_model(request.init)
+    lm = plugin.language_model(request.init, **request.load_options())
     if verbose:
         info(f"model loaded in {time.perf_counter() - t0:.2f} s")
     if task == "score" and stream is None:  # one --text: the line --input would print for it

@@ -55,7 +55,11 @@ def evaluate(plugin, request: EvalRequest) -> dict:
             preset=request.preset,
             sets=request.sets,
         )
-    flags = {"data.eval_batch_size": request.batch_size, "train.precision": request.precision}
+    flags = {
+        "data.eval_batch_size": request.batch_size,
+        "train.precision": request.precision,
+        "train.xla": request.xla,
+    }
     if plugin.provides("run_eval"):  # resolves its own stage (Transformer-XL: eval memory)
         if request.split not in (None, "valid", "test", "train"):
             raise UserError(f"--split {request.split} is not a split (use valid or test)")
@@ -92,6 +96,10 @@ def _evaluate_loaded(plugin, request: EvalRequest, flags: dict) -> dict:
         flags=flags,
     )
     result = plugin.evaluate(cfg, net, request.data, request.task)
+    # How it ran: the run's settings or the flags (the summary names them, as SQuAD's does).
+    result.update(
+        precision=cfg.train.precision, xla=cfg.train.xla, batch_size=cfg.data.eval_batch_size
+    )
     if absent:
         warn(
             f"--init {init} has no {' and no '.join(absent)}: next-sentence figures left "

@@ -61,13 +61,21 @@ def _optional_for_mlm() -> set[str]:
 _ABSENT = re.compile(r" has no (.+): it keeps its random initialisation$")
 
 
+# Why a source without all of the "mlm" model's parts is refused, and what to pass instead.
+MLM_REFUSAL = (
+    "--task mlm would score randomly initialised weights (pass a pretraining run or "
+    "checkpoint; evaluate a SQuAD model with --task squad)"
+)
+
+
 def load_model_and_absent(
-    plugin, init: str, task: str, *, sets=(), flags=None, preset=None, stage="eval"
-):
+    plugin, init: str, task: str, *, sets=(), flags=None, preset=None, stage="eval",
+    mlm_refusal: str = MLM_REFUSAL,
+):  # fmt: skip
     """(config, model, titles of the parts `init` lacks and that kept their random
-    initialisation). Refuses a source whose missing parts the task would read. `preset`: the
-    hardware preset whose `stage` gives precision, XLA and batch (else the run's, else the
-    defaults)."""
+    initialisation). Refuses a source whose missing parts the task would read (for task
+    "mlm": "--init SRC has no PART: `mlm_refusal`"). `preset`: the hardware preset whose
+    `stage` gives precision, XLA and batch (else the run's, else the defaults)."""
     import keras
 
     from nvlm import config as config_mod
@@ -105,11 +113,7 @@ def load_model_and_absent(
         )
     missing = [title for title in absent if title not in _optional_for_mlm()]
     if task == "mlm" and missing:
-        raise UserError(
-            f"--init {init} has no {' and no '.join(missing)}: --task mlm would score randomly "
-            "initialised weights (pass a pretraining run or checkpoint; evaluate a SQuAD "
-            "model with --task squad)"
-        )
+        raise UserError(f"--init {init} has no {' and no '.join(missing)}: {mlm_refusal}")
     return cfg, model, absent
 
 

@@ -12,6 +12,7 @@ is refused in one line (exit 2), never silently ignored (`predict_task`, `OPTION
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -38,15 +39,50 @@ class PredictRequest:
     null_threshold: float | None = None
     beam_size: int | None = None
     layer: int | None = None
-    pooled: bool = False
+    pooled: bool = False  # the old spelling of pooling="pooler"
+    pooling: str | None = None  # features: cls | mean | pooler (one vector per text)
+    normalize: bool = False  # features: L2-normalise the pooled vector
+    part: str | None = None  # features: the encoder of a model with several (ELECTRA)
     batch_size: int | None = None  # None: DEFAULT_BATCH
+    # How the model runs (None: the run's setting, else the preset's, else the default).
+    precision: str | None = None
+    xla: bool | None = None
+    preset: str | None = None
+    sets: tuple[str, ...] = ()
+
+    @classmethod
+    def of_options(cls, options: dict, *, typed: set[str]) -> PredictRequest:
+        """The request of `nvlm predict`'s keyword arguments; `typed`: those of "seed" and
+        "batch_size" the user typed (their defaults are not requests: never refused)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(options) - names - _NOT_REQUEST_OPTIONS
+        if unknown:  # an option added to the command and not here would be dropped silently
+            raise TypeError(f"PredictRequest has no field for {sorted(unknown)}")
+        values = {k: v for k, v in options.items() if k in names}
+        for name in ("seed", "batch_size"):
+            if name not in typed:
+                values[name] = None
+        values["sets"] = tuple(values.get("sets") or ())
+        return cls(**values)
 
     def batch(self) -> int:
         """Inputs per forward pass: --batch-size, else DEFAULT_BATCH."""
         return DEFAULT_BATCH if self.batch_size is None else self.batch_size
 
+    def load_options(self) -> dict:
+        """The keyword arguments of `tasks.inference.load_model` (and of a plugin's
+        `language_model`) that --precision, --xla, --preset and --set give."""
+        flags = {"train.precision": self.precision, "train.xla": self.xla}
+        return {
+            "preset": self.preset,
+            "sets": self.sets,
+            "flags": {k: v for k, v in flags.items() if v is not None},
+        }
+
 
 DEFAULT_BATCH = 8
+# `nvlm predict`'s arguments that are not part of the request (how it is run and shown).
+_NOT_REQUEST_OPTIONS = {"ctx", "model", "verbose", "json_out"}
 DEFAULT_SEED = 0
 
 
@@ -56,6 +92,9 @@ DEFAULT_SEED = 0
 # `nvlm pretrain` and `nvlm eval`, not of predict.
 ENCODER_TASKS = ("squad", "features")
 LM_TASKS = ("next", "generate", "score")
+# The tokens of each [MASK] from a masked-LM head (nvlm.tasks.fill_mask): for a plugin whose
+# "mlm" model provides `masked_lm_logits` (BERT's pretraining head, ELECTRA's generator).
+FILL_MASK = "fill-mask"
 
 # option -> (PredictRequest field, {task it applies to: what it does there}). An option given
 # to any other task is refused: ignoring it would answer another question than the one asked
@@ -63,13 +102,17 @@ LM_TASKS = ("next", "generate", "score")
 OPTIONS = {
     "--question": ("question", {"squad": "with --context"}),
     "--context": ("context", {"squad": "with --question"}),
-    "--text": ("text", {"features": "", "next": "", "generate": "", "score": ""}),
-    "--input": ("input", {"squad": "", "features": "", "score": ""}),
+    "--text": ("text", {"features": "", "next": "", "generate": "", "score": "", FILL_MASK: ""}),
+    "--input": ("input", {"squad": "", "features": "", "score": "", FILL_MASK: ""}),
     "--next": ("next_words", {"next": "the N most probable words after --text"}),
     "--generate": ("generate", {"generate": "continue --text by K words"}),
     "--top-k": (
         "top_k",
-        {"squad": "the N best answers", "generate": "sample among the K most probable words"},
+        {
+            "squad": "the N best answers",
+            "generate": "sample among the K most probable words",
+            FILL_MASK: "the K most probable tokens per [MASK]",
+        },
     ),
     "--temperature": ("temperature", {"generate": "sampling"}),
     "--seed": ("seed", {"generate": "sampling"}),
@@ -77,9 +120,17 @@ OPTIONS = {
     "--beam-size": ("beam_size", {"squad": "a beam-search answer head"}),
     "--layer": ("layer", {"features": ""}),
     "--pooled": ("pooled", {"features": ""}),
+    "--pooling": ("pooling", {"features": "one vector per text"}),
+    "--normalize": ("normalize", {"features": "with --pooling"}),
+    "--part": ("part", {"features": "ELECTRA's discriminator or generator"}),
     "--batch-size": (
         "batch_size",
-        {"squad": "", "features": "with --input", "score": "with --input"},
+        {
+            "squad": "",
+            "features": "with --input",
+            "score": "with --input",
+            FILL_MASK: "with --input",
+        },
     ),
 }
 
@@ -87,6 +138,8 @@ OPTIONS = {
 def predict_tasks(plugin) -> tuple[str, ...]:
     """The tasks `nvlm predict` can do with `plugin`."""
     encoder = tuple(t for t in ENCODER_TASKS if t in plugin.tasks)
+    if "mlm" in plugin.tasks and plugin.provides("masked_lm_logits"):
+        encoder += (FILL_MASK,)
     return encoder + (LM_TASKS if plugin.provides("language_model") else ())
 
 
@@ -225,6 +278,24 @@ def features_input(request: PredictRequest) -> BinaryIO | None:
     return input_stream(request)
 
 
+def load_features(plugin, model: str, request: PredictRequest):
+    """The `nvlm.tasks.features.FeatureExtractor` of `request`: --layer, --pooling,
+    --normalize and --part checked before the model is loaded, which runs at the run's
+    precision and XLA setting unless --precision, --xla, --preset or --set say otherwise."""
+    from nvlm.tasks.features import FeatureExtractor, FeatureOptions
+
+    options = FeatureOptions(
+        layer=request.layer,
+        pooling=request.pooling,
+        normalize=request.normalize,
+        part=request.part,
+        pooled=request.pooled,
+    )
+    return FeatureExtractor(
+        plugin, request.init, options, model=model, load_options=request.load_options()
+    )
+
+
 def qa_input(request: PredictRequest) -> BinaryIO | None:
     """The --input stream of question answering, or None for one --question/--context."""
     question, context, source = request.question, request.context, request.input
@@ -246,8 +317,9 @@ def load_answerer(plugin, request: PredictRequest):
     from nvlm.tasks.inference import load_model
     from nvlm.tasks.squad.task import Answerer, beam_size_flags
 
-    flags = beam_size_flags(plugin, request.beam_size)
-    cfg, net = load_model(plugin, request.init, "squad", flags=flags)
+    options = request.load_options()
+    options["flags"].update(beam_size_flags(plugin, request.beam_size))
+    cfg, net = load_model(plugin, request.init, "squad", stage="squad", **options)
     return Answerer(
         plugin,
         cfg,

@@ -153,6 +153,17 @@ class ElectraPretrainer(keras.Model):
             "input_mask": mask,
         }
 
+    def generator_logits(self, inputs, training=False):
+        """The generator's masked-LM logits `[batch, P, vocab]` (float32) on `input_ids` AS
+        GIVEN, at `masked_lm_positions` `[batch, P]`: no positions are drawn, nothing is
+        masked or sampled, the discriminator does not run. What fill-mask ranks
+        (`nvlm predict --task fill-mask`); `call` is the training step."""
+        generated = self.generator(
+            {k: tf.cast(inputs[k], tf.int32) for k in BACKBONE_INPUTS}, training=training
+        )
+        positions = tf.cast(inputs["masked_lm_positions"], tf.int32)
+        return self.generator_head(generated["sequence_output"], positions)
+
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, dict):
             inputs = {k: inputs[k] for k in BACKBONE_INPUTS}

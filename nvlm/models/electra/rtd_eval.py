@@ -22,7 +22,7 @@ def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> di
         discriminator_weight=cfg.model.discriminator_weight,
     )
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, jit_compile=bool(cfg.train.xla))
     def step(batch):
         out = pretraining_losses(model(batch, training=False), **weights)
         count, tokens = out["mlm_count"], out["token_count"]

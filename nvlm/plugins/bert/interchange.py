@@ -76,12 +76,16 @@ def _recorded_casing(path: Path) -> bool | None:
     return None if value is None else bool(value)
 
 
-def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple[Path, list[str]]:
-    """An HF directory or Google checkpoint -> an nvlm run directory usable as --init."""
+def to_nvlm(
+    src: str | Path, dst: str | Path, *, overwrite: bool = False, sets=()
+) -> tuple[Path, list[str]]:
+    """An HF directory or Google checkpoint -> an nvlm run directory usable as --init; `sets`:
+    --set overrides of its config (e.g. data.seq_len)."""
     from nvlm.convert import detect_source, load_checkpoint, model_for, read_checkpoint
     from nvlm.convert.bert_weights import MLM, NSP, SQUAD
     from nvlm.convert.staging import require_empty, write_run_dir
     from nvlm.plugins.bert.init import ARCHITECTURE, source_text_settings
+    from nvlm.plugins.encoder.interchange import imported_data_settings
     from nvlm.train.precision import set_precision
 
     if detect_source(src) == "nvlm":
@@ -96,7 +100,8 @@ def to_nvlm(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tup
     stage = "pretrain_phase1" if groups & {MLM, NSP} else "squad" if SQUAD in groups else "features"
     values = {f"model.{k}": getattr(ckpt.config, k) for k in ARCHITECTURE}
     values["model.size"] = ckpt.config.size
-    cfg = resolve_mod.resolve("bert", stage, flags=values).config
+    values.update(imported_data_settings(stage, ckpt.config.max_position, sets))
+    cfg = resolve_mod.resolve("bert", stage, sets=sets, flags=values).config
     vocab, lowercase = source_text_settings(src)
     write_run_dir(cfg, model, dst, vocab, lowercase)
     keras.backend.clear_session()

@@ -148,7 +148,7 @@ class BertPlugin(EncoderPlugin):
         parts = [Hdf5Part(p, PRETRAIN_KEYS) for p in info.shard_paths]
         inputs = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, jit_compile=bool(cfg.train.xla))
         def step(batch):
             out = pretraining_losses(model({k: batch[k] for k in inputs}, training=False), batch)
             n = tf.cast(tf.shape(batch["input_ids"])[0], tf.float32)
@@ -179,11 +179,12 @@ class BertPlugin(EncoderPlugin):
         }
 
     # -- checkpoints ---------------------------------------------------------------------
-    def convert(self, src, dst, *, to: str, overwrite: bool = False):
+    def convert(self, src, dst, *, to: str, overwrite: bool = False, sets=()):
         from nvlm.plugins.bert import interchange
 
-        fn = interchange.to_hf if to == "hf" else interchange.to_nvlm
-        return fn(src, dst, overwrite=overwrite)
+        if to == "hf":
+            return interchange.to_hf(src, dst, overwrite=overwrite)
+        return interchange.to_nvlm(src, dst, overwrite=overwrite, sets=sets)
 
     def init_model_values(self, src: str) -> dict[str, Any]:
         """The architecture `--init SRC` fixes, as dotted config keys."""
@@ -196,3 +197,7 @@ class BertPlugin(EncoderPlugin):
         from nvlm.plugins.bert.init import load_into
 
         return load_into(model, cfg, src, task)
+
+    def masked_lm_logits(self, model, inputs: dict):
+        """The pretraining masked-LM head's logits at `masked_lm_positions` (fill-mask)."""
+        return model(inputs, training=False)["mlm_logits"]

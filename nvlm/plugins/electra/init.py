@@ -176,9 +176,49 @@ def source_weights(src: str | Path, task: str) -> tuple[dict, str, Any, list[str
     return ckpt.weights, str(src), ckpt.display, ckpt.notes
 
 
+def encoder_weights(src: str | Path, task: str) -> tuple[dict, str, Any, list[str]]:
+    """`source_weights` of task "features" (the encoder `src` holds: a run's or a pair's
+    discriminator, a lone directory's own) or "features:PART", as the weights of a lone
+    encoder (named as the discriminator, which `features` builds). A source without that
+    part is refused in one line."""
+    from nvlm.convert.electra_hf import read_hf_electra
+    from nvlm.convert.electra_weights import DISCRIMINATOR, EMBEDDINGS, GENERATOR, group_of
+
+    part = task.partition(":")[2]
+    if source_kind(src) == HF:
+        ckpt = read_hf_electra(src)
+        weights, name, display, notes = ckpt.weights, str(src), ckpt.display, ckpt.notes
+        holds = [ckpt.role]
+    else:  # a run or a pair: the discriminator, and the generator when it was pretrained
+        weights, name, display, notes = source_weights(src, "features")
+        holds = [DISCRIMINATOR] + [GENERATOR] * any(group_of(n) == GENERATOR for n in weights)
+    part = part or holds[0]
+    if part not in holds:
+        raise UserError(
+            f"--part {part}: --init {src} holds no ELECTRA {part}, only the {holds[0]} (drop "
+            "--part, or pass a pretraining run or a discriminator/ + generator/ pair)"
+        )
+    if part == DISCRIMINATOR:  # already under its names (the other parts: warned, ignored)
+        return weights, name, display, notes
+    mine = f"{part}:"
+    lone = {
+        n.replace(mine, f"{DISCRIMINATOR}:", 1): v
+        for n, v in weights.items()
+        if n.startswith(mine) or group_of(n) == EMBEDDINGS
+    }
+
+    def shown(n: str) -> str:
+        return display(n.replace(f"{DISCRIMINATOR}:", mine, 1))
+
+    return lone, name, shown, notes
+
+
 def load_into(model, cfg, src: str | Path, task: str) -> list[str]:
     """Load `src` into the built `model`; return warnings (heads legitimately absent)."""
     from nvlm.convert.electra_weights import assign_weights
 
-    weights, name, display, notes = source_weights(src, task)
+    if task.startswith("features"):
+        weights, name, display, notes = encoder_weights(src, task)
+    else:
+        weights, name, display, notes = source_weights(src, task)
     return [*notes, *assign_weights(model, weights, name, display)]

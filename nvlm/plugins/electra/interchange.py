@@ -68,21 +68,9 @@ def to_hf(src, dst, *, part: str | None = None, overwrite: bool = False):
     return dst, warnings
 
 
-def _data_settings(stage: str, max_position: int) -> dict:
-    """Data defaults cut to fit a model with few positions (the run's config must validate)."""
-    if stage != "squad":
-        return {"data.seq_len": min(128, max_position)}
-    seq = min(384, max_position)
-    query = min(64, seq // 4)
-    return {
-        "data.seq_len": seq,
-        "data.max_query_len": query,
-        "data.doc_stride": min(128, seq - query - 3),
-    }
-
-
-def to_nvlm(src, dst, *, overwrite: bool = False):
-    """An HF ELECTRA directory (or a pair) -> an nvlm run directory usable as --init."""
+def to_nvlm(src, dst, *, overwrite: bool = False, sets=()):
+    """An HF ELECTRA directory (or a pair) -> an nvlm run directory usable as --init; `sets`:
+    --set overrides of its config (e.g. data.seq_len)."""
     import keras
 
     from nvlm.convert.staging import require_empty, write_run_dir
@@ -95,6 +83,7 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
         source_kind,
         source_text_settings,
     )
+    from nvlm.plugins.encoder.interchange import imported_data_settings
     from nvlm.train.precision import set_precision
 
     kind = source_kind(src)
@@ -107,9 +96,9 @@ def to_nvlm(src, dst, *, overwrite: bool = False):
         "pretrain_phase1" if kind == PAIR else "squad" if "model.qa_head" in values else "features"
     )
     task = task_of_stage(stage)
-    values.update(_data_settings(stage, values["model.max_position"]))
+    values.update(imported_data_settings(stage, values["model.max_position"], sets))
     set_precision("fp32")
-    cfg = resolve_mod.resolve("electra", stage, flags=values).config
+    cfg = resolve_mod.resolve("electra", stage, sets=sets, flags=values).config
     model = build(cfg, task)
     warnings = load_into(model, cfg, src, task)
     vocab, lowercase = source_text_settings(src)

@@ -34,8 +34,12 @@ class ElectraPlugin(EncoderPlugin):
     metric_units: ClassVar[dict[str, str]] = METRIC_UNITS
     config_cls: ClassVar[type] = ElectraConfig
     sizes: ClassVar[dict] = {**SIZES, "custom": {}}
-    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad")
+    # "features" is the encoder a source holds (a pair or a run: the discriminator); --part
+    # chooses one ("features:PART").
+    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad", "features")
+    encoder_parts: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
     shard_kind: ClassVar[str] = "electra"
+    tokenizer_class: ClassVar[str] = "ElectraTokenizer"
     # SQuAD v2.0 default of the joint head: NVIDIA's calibrated null score threshold (E2
     # squad_config.sh). The simple head uses BERT's 0.0 (see squad_head).
     null_threshold: ClassVar[float] = -5.6
@@ -44,7 +48,11 @@ class ElectraPlugin(EncoderPlugin):
     def build(self, cfg, task: str):
         from nvlm.models.electra.build import build
 
-        return build(cfg, task)
+        if task == "features:generator":  # the generator encoder alone, at its own sizes
+            from nvlm.models.electra.electra_backbone import ElectraBackbone
+
+            return ElectraBackbone(**cfg.model.backbone_kwargs("generator"), name="generator")
+        return build(cfg, "features" if task == "features:discriminator" else task)
 
     def flops_per_token(self, cfg, seq_len: int, task: str = "pretrain") -> float:
         from nvlm.models.electra.flops import flops_per_token
@@ -158,14 +166,15 @@ class ElectraPlugin(EncoderPlugin):
         return evaluate_rtd(cfg, model, parts, info.examples, data, progress=progress)
 
     # -- checkpoints ---------------------------------------------------------------------
-    def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None):
+    def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None,
+                sets=()):  # fmt: skip
         from nvlm.plugins.electra import interchange
 
         if to == "hf":
             return interchange.to_hf(src, dst, part=part, overwrite=overwrite)
         if part is not None:
             raise UserError("--part applies to --to hf only")
-        return interchange.to_nvlm(src, dst, overwrite=overwrite)
+        return interchange.to_nvlm(src, dst, overwrite=overwrite, sets=sets)
 
     def init_model_values(self, src: str) -> dict[str, Any]:
         from nvlm.plugins.electra.init import init_model_values
@@ -176,3 +185,8 @@ class ElectraPlugin(EncoderPlugin):
         from nvlm.plugins.electra.init import load_into
 
         return load_into(model, cfg, src, task)
+
+    def masked_lm_logits(self, model, inputs: dict):
+        """The GENERATOR's logits (the discriminator has no masked-LM head) at
+        `masked_lm_positions`, without the pretraining step's masking and sampling."""
+        return model.generator_logits(inputs)

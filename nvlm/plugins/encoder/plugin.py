@@ -20,6 +20,8 @@ class EncoderPlugin(ModelPlugin):
 
     title: ClassVar[str]
     metric_units: ClassVar[dict[str, str]]
+    serving_tasks: ClassVar[tuple[str, ...]] = ("features", "squad")
+    tokenizer_class: ClassVar[str] = "BertTokenizer"  # tokenizer_config.json of exports
 
     @abc.abstractmethod
     def pretrain_batches(self, cfg, data: Path, world):
@@ -72,6 +74,25 @@ class EncoderPlugin(ModelPlugin):
         if task != "mlm":
             raise UserError(f"{self.title} evaluates tasks mlm and squad, not {task!r}")
         return self.evaluate_mlm(cfg, model, data, progress=progress)
+
+    # -- serving (nvlm convert --to savedmodel) ----------------------------------------------
+    def serving_signature(self, cfg, model, task: str, *, batch_size, seq_len: int):
+        """input_ids/input_mask/segment_ids -> the head's outputs (nvlm.plugins.encoder.serving)."""
+        from nvlm.plugins.encoder.serving import encoder_signature
+
+        if seq_len > cfg.model.max_position:
+            raise UserError(
+                f"sequence length {seq_len} (--seq-len, default the run's data.seq_len) is "
+                f"longer than the {self.title} model's max_position {cfg.model.max_position} "
+                f"(pass --seq-len {cfg.model.max_position} or less)"
+            )
+        return encoder_signature(model, batch_size=batch_size, seq_len=seq_len)
+
+    def write_serving_assets(self, cfg, src: str, directory: Path) -> list[str]:
+        """vocab.txt and the tokenizer files of the run's vocab and casing."""
+        from nvlm.plugins.encoder.serving import write_encoder_assets
+
+        return write_encoder_assets(self, cfg, src, directory, self.tokenizer_class)
 
 
 def _real_lengths(data: Path):

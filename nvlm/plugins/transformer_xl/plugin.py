@@ -34,6 +34,7 @@ class TransformerXLPlugin(ModelPlugin):
     tasks: ClassVar[tuple[str, ...]] = ("pretrain", "lm")
     train_stage: ClassVar[str] = "train"  # the preset stage of `nvlm pretrain` (no phases)
     eval_stage: ClassVar[str] = "eval"
+    serving_tasks: ClassVar[tuple[str, ...]] = ("lm",)
 
     # -- model ---------------------------------------------------------------------------
     def build(self, cfg, task: str):
@@ -221,6 +222,30 @@ class TransformerXLPlugin(ModelPlugin):
 
         return LanguageModel.load(self, init, preset=preset, sets=sets, flags=flags)
 
+    # -- serving (nvlm convert --to savedmodel) ----------------------------------------------
+    def serving_settings(self, src: str) -> dict[str, Any]:
+        """The memory length the run was trained with (inference's default is another)."""
+        from nvlm.plugins.transformer_xl.init import source_config
+
+        return {"model.mem_len": source_config(src).model.mem_len}
+
+    def serving_signature(self, cfg, model, task: str, *, batch_size, seq_len: int):
+        """tokens + memories -> log-probabilities + new memories (transformer_xl/serving.py)."""
+        from nvlm.plugins.transformer_xl.serving import lm_signature
+
+        return lm_signature(
+            model, batch_size=batch_size, tgt_len=seq_len, mem_len=cfg.model.mem_len
+        )
+
+    def write_serving_assets(self, cfg, src: str, directory: Path) -> list[str]:
+        """The run's vocab.txt (one word per line; words keep their case)."""
+        import shutil
+
+        from nvlm.plugins.transformer_xl.init import source_vocab
+
+        shutil.copyfile(source_vocab(src), directory / VOCAB)
+        return [VOCAB]
+
     # -- checkpoints ---------------------------------------------------------------------
     def init_model_values(self, src: str) -> dict[str, Any]:
         from nvlm.plugins.transformer_xl.init import init_model_values
@@ -232,7 +257,7 @@ class TransformerXLPlugin(ModelPlugin):
 
         return load_into(model, src)
 
-    def convert(self, src, dst, *, to: str, overwrite: bool = False):
+    def convert(self, src, dst, *, to: str, overwrite: bool = False, sets=()):
         raise UserError(
             "nvlm convert does not support Transformer-XL yet (its runs are --init sources as "
             "they are)"
