@@ -207,3 +207,17 @@ def test_tiny_bert_trained_on_a_repetitive_corpus_predicts_the_held_out_word(ber
         assert (best["token_str"], best["sequence"]) == (word, text.replace("[MASK]", word)
                                                          .replace(" .", "."))  # fmt: skip
         assert best["score"] > 0.3
+
+
+def test_a_lone_electra_generator_directory_is_refused_pointing_to_its_pair():
+    # nvlm reads a generator with the discriminator it was trained with (their pair).
+    for task in (["--task", "fill-mask", "--text", "the [MASK] sat"],
+                 ["--task", "features", "--text", "the cat", "--part", "generator"]):  # fmt: skip
+        result = invoke("predict", "--init", FIXTURES / "electra_tiny_hf" / "generator", *task)
+        assert result.exit_code == 2
+        line = error_line(result)
+        assert "is an ELECTRA generator (ElectraForMaskedLM)" in line
+        assert line.endswith(
+            "(discriminator/ + generator/, as RUN/hf): predict --task fill-mask, or --task "
+            "features --part generator)"
+        )

@@ -253,3 +253,13 @@ def test_savedmodel_options_are_refused_with_another_format(option, tmp_path):
                              *option))  # fmt: skip
     assert line == f"nvlm: error: {option[0]} applies to --to savedmodel, not --to hf"
     assert not (tmp_path / "hf").exists()
+
+
+def test_a_length_below_the_masking_budget_exports_an_hf_encoder(tmp_path):
+    # A features export reads no masked-LM budget (default 20): --seq-len 16 must not fail on it.
+    ok(invoke("convert", FIXTURES / "bert_tiny_hf", tmp_path / "sm", "--to", "savedmodel",
+              "--task", "features", "--seq-len", 16))  # fmt: skip
+    serve = tf.saved_model.load(str(tmp_path / "sm" / "1")).signatures["serving_default"]
+    ids = tf.ones((2, 16), tf.int32)
+    out = serve(input_ids=ids, input_mask=ids, segment_ids=tf.zeros_like(ids))
+    assert out["sequence_output"].shape == (2, 16, 32) and out["pooled_output"].shape == (2, 32)

@@ -195,9 +195,15 @@ def check_role(ckpt: HfElectra, expected: str, where: str) -> None:
         GENERATOR_ROLE: "an ELECTRA generator (ElectraForMaskedLM)",
         DISCRIMINATOR_ROLE: "an ELECTRA discriminator (ElectraForPreTraining or an encoder)",
     }
+    hint = f"pass the {expected}, e.g. RUN/hf/{expected} of an nvlm pretraining run"
+    if ckpt.role == GENERATOR_ROLE:  # nvlm reads a generator with its pair, never alone
+        hint += (
+            "; a generator is read from the directory that holds it with its discriminator "
+            "(discriminator/ + generator/, as RUN/hf): predict --task fill-mask, or --task "
+            "features --part generator"
+        )
     raise UserError(
-        f"{ckpt.path} is {kinds[ckpt.role]}, but {where} needs the {expected}",
-        hint=f"pass the {expected}, e.g. RUN/hf/{expected} of an nvlm pretraining run",
+        f"{ckpt.path} is {kinds[ckpt.role]}, but {where} needs the {expected}", hint=hint
     )
 
 

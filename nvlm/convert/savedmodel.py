@@ -145,6 +145,10 @@ def _load(plugin, r: SavedModelRequest, task: str):
     flags["train.precision"] = PRECISIONS[r.precision]
     if r.seq_len is not None:
         flags["data.seq_len"] = r.seq_len
+        if "data.max_predictions" not in given:
+            # No exported task reads the masking budget; it must only fit the length.
+            budget = flags.get("data.max_predictions", config_mod.DataConfig().max_predictions)
+            flags["data.max_predictions"] = min(budget, r.seq_len)
     cfg, model = load_model(plugin, r.src, task, sets=r.sets, flags=flags)
     return model, cfg
 
