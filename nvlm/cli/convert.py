@@ -81,8 +81,8 @@ def convert(
         nvlm convert runs/electra-p1 hf/electra-disc --to hf \
           --part discriminator
 
-        nvlm convert runs/bert-squad serving/bert-squad --to savedmodel --task squad \
-          --precision bf16 --batch-size dynamic
+        nvlm convert runs/bert-squad serving/bert-squad --to savedmodel \
+          --task squad --precision bf16 --batch-size dynamic
     """
     from nvlm.outputs import refuse_inputs
     from nvlm.report import emit_json, info, warn
