@@ -82,6 +82,12 @@ class DataConfig:
     max_query_len: int = _f(64, ge=1)
     eval_batch_size: int = _f(8, ge=1)
     squad_version: Literal["1.1", "2.0"] = "1.1"  # SQuAD fine-tuning: 2.0 adds no-answer
+    # Classification (stage "classify"): the GLUE task whose layout and metrics the data has
+    # (None: a labelled JSONL/CSV/TSV read by the field names below; docs/classification.md).
+    glue_task: str | None = None
+    text_field: str = "text"
+    pair_field: str | None = None  # None: "text_pair" when the file has it
+    label_field: str = "label"
     # Before training, check each data file against its manifest: "size" (byte size and HDF5
     # layout, no data read) or "full" (also sha256: reads every byte). docs/training.md.
     verify: Literal["size", "full"] = "size"

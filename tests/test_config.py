@@ -305,7 +305,7 @@ def test_warmup_longer_than_training_is_noted():
 def test_unknown_stage_of_a_preset():
     with pytest.raises(
         UserError,
-        match=r"preset dgx2-amp has no bert.finetune section \(available stages: pretrain_phase1, pretrain_phase2, squad\)",
+        match=r"preset dgx2-amp has no bert.finetune section \(available stages: pretrain_phase1, pretrain_phase2, squad, classify\)",
     ):
         resolve("bert", "finetune", preset="dgx2-amp")
 

@@ -39,7 +39,7 @@ def refused(tmp_path: Path, model: str, *args) -> str:
         ("bert", ["--text", "the cat", "--next", "3"],
          "--next does not apply to --model bert --task features (the default with --text): it "
          "is for --task next (the N most probable words after --text), which --model bert does "
-         "not predict (tasks: squad, features, fill-mask)"),
+         "not predict (tasks: squad, features, classify, fill-mask)"),
         # Sampling options without --generate.
         (TXL, ["--text", "the cat", "--next", "3", "--seed", "0"],
          "--seed does not apply to --model transformer-xl --task next (the default with --text):"
@@ -66,7 +66,7 @@ def refused(tmp_path: Path, model: str, *args) -> str:
          "it is for --task squad (with --context)"),
         ("bert", ["--task", "squad", "--text", "the cat"],
          "--text does not apply to --model bert --task squad: it is for --task features or "
-         "--task fill-mask"),
+         "--task classify or --task fill-mask"),
         ("bert", ["--text", "the cat", "--top-k", "3"],
          "--top-k does not apply to --model bert --task features (the default with --text): it "
          "is for --task squad (the N best answers) or --task fill-mask (the K most probable "
@@ -80,7 +80,7 @@ def refused(tmp_path: Path, model: str, *args) -> str:
         ("electra", ["--input", "-", "--temperature", "0.5"],
          "--temperature does not apply to --model electra --task squad (the default): it is for "
          "--task generate (sampling), which --model electra does not predict (tasks: squad, "
-         "features, fill-mask)"),
+         "features, classify, fill-mask)"),
     ],
 )  # fmt: skip
 def test_an_option_of_another_task_is_refused_before_a_model_is_loaded(
@@ -93,13 +93,13 @@ def test_an_option_of_another_task_is_refused_before_a_model_is_loaded(
     ("model", "task", "message"),
     [
         ("bert", "mlm", "model bert cannot predict task 'mlm' (tasks: squad, features, "
-                        "fill-mask; 'mlm' is a task of nvlm pretrain or eval)"),
+                        "classify, fill-mask; 'mlm' is a task of nvlm pretrain or eval)"),
         ("electra", "mlm", "model electra cannot predict task 'mlm' (tasks: squad, features, "
-                           "fill-mask; 'mlm' is a task of nvlm pretrain or eval)"),
+                           "classify, fill-mask; 'mlm' is a task of nvlm pretrain or eval)"),
         ("electra", "score", "model electra cannot predict task 'score' (tasks: squad, "
-                             "features, fill-mask)"),
+                             "features, classify, fill-mask)"),
         ("bert", "score", "model bert cannot predict task 'score' (tasks: squad, features, "
-                          "fill-mask)"),
+                          "classify, fill-mask)"),
         (TXL, "lm", "model transformer-xl cannot predict task 'lm' (tasks: next, generate, "
                     "score; 'lm' is a task of nvlm pretrain or eval)"),
         (TXL, "squad", "model transformer-xl cannot predict task 'squad' (tasks: next, "

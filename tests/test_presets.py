@@ -25,8 +25,8 @@ SHIPPED = [
     "dgxa100-tf32",
 ]
 STAGES = {
-    "bert": ["pretrain_phase1", "pretrain_phase2", "squad"],
-    "electra": ["pretrain_phase1", "pretrain_phase2", "squad"],
+    "bert": ["pretrain_phase1", "pretrain_phase2", "squad", "classify"],
+    "electra": ["pretrain_phase1", "pretrain_phase2", "squad", "classify"],
     "transformer_xl": ["train", "eval"],
 }
 

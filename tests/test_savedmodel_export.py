@@ -229,9 +229,11 @@ def test_a_failure_midway_leaves_no_destination(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--task", "classify"], "--task classify does not exist yet (classification comes "
-                                 "with issue 17); use --task squad or features"),
-        (["--task", "lm"], "--task lm is not a task BERT exports (use --task features|squad)"),
+        (["--task", "classify"], "has no classification head (classifier, output_weights): "
+                                 "classify needs a fine-tuned classifier (nvlm finetune --task "
+                                 "classify, or a Hugging Face *ForSequenceClassification "
+                                 "directory)"),
+        (["--task", "lm"], "--task lm is not a task BERT exports (use --task features|squad|classify)"),
         (["--batch-size", "0"], "--batch-size 0 is not a batch size (give N >= 1, or dynamic)"),
         (["--precision", "tf32"], "--precision tf32 is not one of fp32|bf16|fp16"),
         (["--model", "electra"], "--model electra does not match --init"),

@@ -13,7 +13,9 @@ from nvlm.cli.options import JsonFlag, OptionalModelOption, SetOption
 # --to savedmodel only (nvlm.convert.savedmodel; docs/serving.md).
 TaskOption = Annotated[
     str | None,
-    typer.Option("--task", help="savedmodel: squad | features | lm (default: the run's task)."),
+    typer.Option(
+        "--task", help="savedmodel: squad | features | classify | lm (default: the run's task)."
+    ),
 ]
 ServingPrecision = Annotated[
     str | None,

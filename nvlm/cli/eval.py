@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from nvlm.cli.classify_options import GlueOption, LabelFieldOption, PairFieldOption, TextFieldOption
 from nvlm.cli.options import (
     BatchSizeOption,
     BeamSizeOption,
@@ -28,7 +29,8 @@ TaskOption = Annotated[
     str,
     typer.Option(
         "--task",
-        help="mlm (masked LM + NSP on shards) | squad | lm (Transformer-XL perplexity)",
+        help="mlm (masked LM + NSP on shards) | squad | classify (GLUE or labelled file) | lm "
+        "(Transformer-XL perplexity)",
     ),
 ]
 PredictionsOption = Annotated[
@@ -66,13 +68,17 @@ def evaluate(
     precision: PrecisionOption = None,
     xla: XlaOption = None,
     split: SplitOption = None,
+    glue: GlueOption = None,
+    text_field: TextFieldOption = None,
+    pair_field: PairFieldOption = None,
+    label_field: LabelFieldOption = None,
     preset: PresetOption = None,
     sets: SetOption = None,
     json_out: JsonFlag = False,
 ) -> None:
-    r"""Evaluate a model (masked-LM accuracy on shards; SQuAD EM/F1 with latency), or score an existing SQuAD predictions file.
+    r"""Evaluate a model (masked-LM accuracy on shards; SQuAD EM/F1 or classification scores with latency), or score an existing SQuAD predictions file.
 
-    --task mlm needs the pretraining heads: a SQuAD fine-tuned model is refused (evaluate it with --task squad). --task squad reads the SQuAD version from --data unless --version says it, and writes predictions.json, nbest_predictions.json and null_odds.json to --out (./squad-eval without it); precision, XLA, batch and decoding (--set model.max_answer_len=N, model.n_best, model.null_threshold, model.beam_size) are the run's or --preset's, and the summary names them. --model: default, what --init is. --task lm takes its settings from the run, or from the eval stage of --preset.
+    --task mlm needs the pretraining heads: a SQuAD fine-tuned model is refused (evaluate it with --task squad). --task squad reads the SQuAD version from --data unless --version says it, and writes predictions.json, nbest_predictions.json and null_odds.json to --out (./squad-eval without it); precision, XLA, batch and decoding (--set model.max_answer_len=N, model.n_best, model.null_threshold, model.beam_size) are the run's or --preset's, and the summary names them. --model: default, what --init is. --task lm takes its settings from the run, or from the eval stage of --preset. --task classify: GLUE's official metrics (--glue TASK, or a run fine-tuned with --glue; MNLI's directory scores dev_matched and dev_mismatched), else accuracy, macro-F1 and the confusion matrix (regression: Pearson, Spearman, MSE); docs/classification.md.
 
     Examples:
 
@@ -83,6 +89,9 @@ def evaluate(
 
         nvlm eval --task squad --data dev-v2.0.json \
           --predictions predictions.json --null-odds null_odds.json
+
+        nvlm eval --task classify --init runs/sst2 --data glue_data/SST-2 \
+          --glue sst2 --precision bf16 --json
 
         nvlm eval --model transformer-xl --task lm --init runs/txl \
           --data data/wt103 --split test
@@ -110,6 +119,8 @@ def evaluate(
             precision=precision,
             xla=xla,
             split=split,
+            glue=glue,
+            fields=(text_field, pair_field, label_field),
             preset=preset,
             sets=tuple(sets or ()),
         )
@@ -144,6 +155,11 @@ def _table(plugin, model: str, task: str, result: dict) -> tuple[str, list]:
 
     if task == "squad":
         return f"nvlm eval {model} squad {result['version']}", squad_table_rows(result)
+    if task == "classify":
+        from nvlm.tasks.classify.evaluation import classify_table_rows
+
+        title = f"nvlm eval {model} classify {result['glue_task'] or result['data']}"
+        return title, classify_table_rows(result)
     rows = [(k, v) for k, v in result.items() if k not in ("task", "data")]
     if plugin.provides("run_eval"):  # its own loop names what it read (Transformer-XL: a split)
         return f"nvlm eval {model} {task}: {result['data']}", rows

@@ -1,4 +1,4 @@
-"""`nvlm finetune`: fine-tune a pretrained encoder on a downstream task (SQuAD)."""
+"""`nvlm finetune`: fine-tune a pretrained encoder on a downstream task (SQuAD, classify)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from typing import Annotated
 
 import typer
 
+from nvlm.cli.classify_options import (
+    GlueOption,
+    LabelFieldOption,
+    LabelsOption,
+    PairFieldOption,
+    RegressionFlag,
+    TextFieldOption,
+)
 from nvlm.cli.options import (
     BeamSizeOption,
     ConfigFile,
@@ -31,7 +39,9 @@ from nvlm.cli.options import (
 )
 from nvlm.errors import UserError
 
-TaskOption = Annotated[str, typer.Option("--task", help="squad")]
+TaskOption = Annotated[
+    str, typer.Option("--task", help="squad | classify (sequence classification or regression)")
+]
 EvalData = Annotated[
     Path | None,
     typer.Option("--eval-data", help="Dev set to evaluate at the end (train_eval)."),
@@ -65,15 +75,21 @@ def finetune(
     precision: PrecisionOption = None,
     xla: XlaOption = None,
     beam_size: BeamSizeOption = None,
+    glue: GlueOption = None,
+    labels: LabelsOption = None,
+    regression: RegressionFlag = False,
+    text_field: TextFieldOption = None,
+    pair_field: PairFieldOption = None,
+    label_field: LabelFieldOption = None,
     sets: SetOption = None,
     config: ConfigFile = None,
     resume: ResumeFlag = True,
     overwrite: OverwriteFlag = False,
     json_out: JsonFlag = False,
 ) -> None:
-    r"""Fine-tune for SQuAD question answering (v1.1 or v2.0).
+    r"""Fine-tune for SQuAD question answering (v1.1 or v2.0) or sequence classification/regression.
 
-    --version: read from --data when absent. --model: default, what --init is. data.doc_stride: when you set none and the preset's (or 128) does not fit data.seq_len, one that fits is derived, with a note.
+    squad: --version read from --data when absent; data.doc_stride derived to fit data.seq_len when unset (with a note). classify: --data is a labelled JSONL/CSV/TSV (fields text, text_pair, label; rename with --text-field/--pair-field/--label-field) or with --glue TASK the task's directory or train.tsv; the label set (training file, --labels or GLUE's) is saved in RUN/config.yaml (docs/classification.md). --model: default, what --init is.
 
     Examples:
 
@@ -81,54 +97,56 @@ def finetune(
           --data train-v1.1.json --init runs/bert-p2 --out runs/squad \
           --preset dgxa100-amp
 
-        nvlm finetune --model bert --task squad --data train.json \
-          --init hf/bert-base-uncased --out runs/squad --preset cpu-bf16 \
-          --eval-data dev.json
+        nvlm finetune --task classify --glue sst2 --data glue_data/SST-2 \
+          --eval-data glue_data/SST-2 --init hf/electra-base --out runs/sst2
 
-        nvlm finetune --model bert --task squad --data train.json \
-          --init runs/bert-p2 --out runs/squad --preset dgx1-16g-amp \
-          --gpus 2 --dry-run
+        nvlm finetune --task classify --data reviews.csv --labels neg,pos \
+          --init runs/bert-p2 --out runs/reviews --preset cpu-bf16
 
     Re-running the same command on the same --out resumes. More than one process: docs/distributed.md.
     """
     from nvlm import registry
     from nvlm.launch.training import LaunchOptions
     from nvlm.tasks.inference import model_of_init
-    from nvlm.tasks.squad.finetune import FinetuneRequest, finetune_squad
 
     model = model_of_init(init, model)
     plugin = registry.get(model)
-    if task != "squad" or "squad" not in plugin.tasks:
-        raise UserError(f"model {model} cannot be fine-tuned for {task!r} (use --task squad)")
-    request = FinetuneRequest(
-        data,
-        init,
-        out,
-        version=version,
-        preset=preset,
-        eval_data=eval_data,
-        epochs=epochs,
-        precision=precision,
-        xla=xla,
-        beam_size=beam_size,
-        sets=tuple(sets or ()),
-        config=config,
-        resume=resume,
-        overwrite=overwrite,
-        json_out=json_out,
-    )
+    if task not in ("squad", "classify") or task not in plugin.tasks:
+        tasks = "|".join(t for t in ("squad", "classify") if t in plugin.tasks)
+        raise UserError(f"model {model} cannot be fine-tuned for {task!r} (use --task {tasks})")
     opts = LaunchOptions(gpus, launcher, hosts, hostfile, controller, dry_run)
-    summary = finetune_squad(plugin, model, request, opts)
+    common = dict(preset=preset, eval_data=eval_data, epochs=epochs, precision=precision,
+                  xla=xla, sets=tuple(sets or ()), config=config, resume=resume,
+                  overwrite=overwrite, json_out=json_out)  # fmt: skip
+    if task == "classify":
+        from nvlm.tasks.classify.evaluation import DataFields
+        from nvlm.tasks.classify.finetune import ClassifyRequest, finetune_classify
+
+        if version is not None or beam_size is not None:
+            raise UserError("--version and --beam-size apply to --task squad (drop them)")
+        fields = DataFields(text_field, pair_field, label_field)
+        request = ClassifyRequest(data, init, out, glue=glue, labels=labels,
+                                  regression=regression, fields=fields, **common)  # fmt: skip
+        summary = finetune_classify(plugin, model, request, opts)
+    else:
+        from nvlm.tasks.squad.finetune import FinetuneRequest, finetune_squad
+
+        request = FinetuneRequest(data, init, out, version=version, beam_size=beam_size, **common)
+        summary = finetune_squad(plugin, model, request, opts)
     if summary is not None:  # None: a --dry-run, or a rank other than the one that reports
-        _report(model, summary, json_out)
+        _report(model, task, summary, json_out)
 
 
-def _report(model: str, summary: dict, json_out: bool) -> None:
+def _report(model: str, task: str, summary: dict, json_out: bool) -> None:
     """The dev-set table (with --eval-data) and the --json summary."""
     from nvlm.report import emit_json, print_table, summary_table
+    from nvlm.tasks.classify.evaluation import classify_table_rows
     from nvlm.tasks.squad.evaluation import squad_table_rows
 
-    if "eval" in summary:
+    if "eval" in summary and task == "classify":
+        title = f"nvlm eval {model} classify {summary['eval']['glue_task'] or ''}".rstrip()
+        print_table(summary_table(title, classify_table_rows(summary["eval"])))
+    elif "eval" in summary:
         title = f"nvlm eval {model} squad {summary['eval']['version']}"
         print_table(summary_table(title, squad_table_rows(summary["eval"])))
     if json_out:

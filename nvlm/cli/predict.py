@@ -27,6 +27,7 @@ from nvlm.cli.predict_options import (
     Layer,
     NextWords,
     Normalize,
+    Pair,
     Part,
     Pooled,
     Pooling,
@@ -51,6 +52,7 @@ def predict(
     input: Input = None,
     task: Task = None,
     text: Text = None,
+    pair: Pair = None,
     top_k: TopK = None,
     next_words: NextWords = None,
     generate: Generate = None,
@@ -71,7 +73,7 @@ def predict(
     verbose: Verbose = False,
     json_out: JsonFlag = False,
 ) -> None:
-    r"""Answer questions about a passage, print encoder features, next words, a continuation or scores; JSONL in, JSONL out for pipelines (streaming: answers appear while input is still arriving).
+    r"""Answer questions about a passage, label texts, print encoder features, next words, a continuation or scores; JSONL in, JSONL out for pipelines (streaming: answers appear while input is still arriving).
 
     With --input, each line gets one JSON line on stdout, in order: the answer, or {"line": N, "error": "..."} for a line that cannot be answered (not JSON, not UTF-8, a field of the wrong type, longer than 4 MiB); the exit status is then 1. See docs/squad.md.
 
@@ -85,6 +87,8 @@ def predict(
 
         nvlm predict --model bert --init runs/bert-p1 --task features \
           --text "the cat sat" --pooling mean --normalize
+
+        nvlm predict --init runs/sst2 --task classify --text "a fine film"
 
         nvlm predict -m transformer-xl --init runs/txl --task score \
           --text "the cat sat"
@@ -104,6 +108,8 @@ def predict(
         failed = _language_model(plugin, task, request, verbose=verbose, json_out=json_out)
     elif task == "features":
         failed = _features(plugin, model, request, verbose=verbose)
+    elif task == "classify":
+        failed = _classify(plugin, request, verbose=verbose, json_out=json_out)
     elif task == prediction.FILL_MASK:
         failed = _fill_mask(plugin, request, verbose=verbose, json_out=json_out)
     else:
@@ -115,6 +121,14 @@ def predict(
 def _fill_mask(plugin, request, *, verbose: bool, json_out: bool) -> int:
     """The tokens of each [MASK] in --text (for people, or --json), or of each --input line."""
     from nvlm.tasks.fill_mask import run
+
+    return run(plugin, request, verbose=verbose, json_out=json_out)  # prints them
+
+
+def _classify(plugin, request, *, verbose: bool, json_out: bool) -> int:
+    """The label of --text [--pair] (for people: the label, then the probabilities on stderr;
+    or --json), or of each --input line."""
+    from nvlm.tasks.classify.prediction import run
 
     return run(plugin, request, verbose=verbose, json_out=json_out)  # prints them
 

@@ -13,22 +13,27 @@ Input = Annotated[
     typer.Option(
         "--input",
         help='File (or - for stdin), one input per line: squad {"id"?, "question", "context"}; '
-        'features, score, fill-mask: a text or {"id"?, "text"}. One JSON line out per line in.',
+        'features, score, fill-mask: a text or {"id"?, "text"}; classify: a text or '
+        '{"id"?, "text", "text_pair"?}. One JSON line out per line in.',
     ),
 ]
 Task = Annotated[
     str | None,
     typer.Option(
         "--task",
-        help="bert: squad (the default) | features (the default with --text) | fill-mask; "
-        "electra: squad (the default) | features (the default with --text) | fill-mask "
-        "(the generator); transformer-xl: next (the default with --text) | generate | score (the default with "
+        help="bert: squad (the default) | features (the default with --text) | classify | "
+        "fill-mask; electra: squad (the default) | features (the default with --text) | "
+        "classify | fill-mask (the generator); transformer-xl: next (the default with --text) | generate | score (the default with "
         "--input). An option of another task is refused.",
     ),
 ]
 Text = Annotated[
     str | None,
     typer.Option("--text", help="One text (next, generate: context; fill-mask: with [MASK])."),
+]
+Pair = Annotated[
+    str | None,
+    typer.Option("--pair", help="classify: the second text of a pair (with --text)."),
 ]
 TopK = Annotated[
     int | None,

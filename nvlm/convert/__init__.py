@@ -5,10 +5,12 @@
     model = BertPretrainer(BertBackbone(**ckpt.config.to_backbone_kwargs()))
     warnings = load_checkpoint(model, ckpt)                  # UserError on any mismatch
     export_hf(model, "out/hf-dir", vocab=ckpt.vocab)
+    read_hf_labels("path/to/classifier")                     # ("negative", "positive")
 
 See docs/checkpoints.md for the formats and the name mapping.
 """
 
+from nvlm.convert.hf import read_hf_labels
 from nvlm.convert.imported_checkpoint import (
     ImportedCheckpoint,
     convert_to_hf,
@@ -29,4 +31,5 @@ __all__ = [
     "model_config",
     "model_for",
     "read_checkpoint",
+    "read_hf_labels",
 ]

@@ -5,7 +5,9 @@ translates from them. Canonical names are Google's TF1 BERT names without the `b
 (`encoder/layer_3/attention/self/query/kernel`), and canonical layouts are Keras's: a dense
 kernel is `[in, out]`, an embedding table `[rows, width]`. The two heads whose Google weights
 are stored transposed (`cls/seq_relationship/output_weights`, `cls/squad/output_weights`,
-both `[2, hidden]`) are canonically `.../kernel` `[hidden, 2]`.
+both `[2, hidden]`) are canonically `.../kernel` `[hidden, 2]`. The classification head, which
+Google's run_classifier.py names `output_weights` `[num_labels, hidden]` / `output_bias` at the
+top level, is canonically `cls/classifier/kernel` `[hidden, num_labels]` / `.../bias`.
 
 nvlm fuses the query, key and value kernels into one `[hidden, 3 * hidden]` variable; its slot
 lists the three canonical names (nvlm.convert.weight_slots).
@@ -22,13 +24,20 @@ from nvlm.convert.weight_slots import Slot, assign_slots, export_slots
 # Weight groups. Only the encoder is required; the others may be absent from a checkpoint
 # (an HF BertModel has no heads, a BertForMaskedLM no pooler) and are then left as initialised.
 ENCODER, POOLER, MLM, NSP, SQUAD = "encoder", "pooler", "mlm", "nsp", "squad"
+CLASSIFY = "classify"
 GROUP_TITLES = {
     POOLER: "pooler",
     MLM: "masked-LM head (cls/predictions)",
     NSP: "next-sentence head (cls/seq_relationship)",
     SQUAD: "span head (cls/squad, qa_outputs)",
+    CLASSIFY: "classification head (classifier, output_weights)",
 }
-HEAD_PREFIXES = {"cls/predictions/": MLM, "cls/seq_relationship/": NSP, "cls/squad/": SQUAD}
+HEAD_PREFIXES = {
+    "cls/predictions/": MLM,
+    "cls/seq_relationship/": NSP,
+    "cls/squad/": SQUAD,
+    "cls/classifier/": CLASSIFY,
+}
 
 
 def group_of(name: str) -> str:
@@ -76,7 +85,8 @@ def _backbone_slots(backbone) -> list[Slot]:
 
 
 def model_slots(model) -> list[Slot]:
-    """Slots of a `BertBackbone`, `BertPretrainer` or `BertQuestionAnswerer`."""
+    """Slots of a `BertBackbone`, `BertPretrainer`, `BertQuestionAnswerer` or
+    `BertClassifier`."""
     backbone = getattr(model, "backbone", model)
     slots = _backbone_slots(backbone)
     if hasattr(model, "mlm_head"):
@@ -89,6 +99,8 @@ def model_slots(model) -> list[Slot]:
         ]
     if hasattr(model, "span_head"):
         slots += _dense("cls/squad", model.span_head, SQUAD)
+    if hasattr(model, "classifier"):
+        slots += _dense("cls/classifier", model.classifier, CLASSIFY)
     return slots
 
 

@@ -5,8 +5,9 @@ A directory holds `config.json` (`model_type: "electra"`) and `model.safetensors
 shards of `model.safetensors.index.json`, or `pytorch_model.bin`), usually `vocab.txt`.
 What it holds is told by its weights: `discriminator_predictions.*` (ElectraForPreTraining,
 a discriminator), `generator_predictions.*` / `generator_lm_head.*` (ElectraForMaskedLM, a
-generator), `qa_outputs.*` (ElectraForQuestionAnswering, a fine-tuned discriminator), none of
-them (ElectraModel: an encoder, used as a discriminator). A PAIR is a directory with
+generator), `qa_outputs.*` (ElectraForQuestionAnswering) or `classifier.*`
+(ElectraForSequenceClassification, labels in config.json's `id2label`): fine-tuned
+discriminators; none of them (ElectraModel: an encoder, used as a discriminator). A PAIR is a directory with
 `discriminator/` and `generator/` subdirectories, as `nvlm pretrain --model electra` writes
 into RUN/hf: it is what pretraining and masked-LM evaluation need.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nvlm.convert.electra_weights import (
+    CLASSIFY,
     DISCRIMINATOR,
     EMBEDDINGS,
     GENERATOR,
@@ -151,7 +153,8 @@ def read_hf_electra(directory: str | Path) -> HfElectra:
     if any(n.startswith(("generator_predictions.", "generator_lm_head.")) for n in names):
         role = GENERATOR_ROLE
     elif any(
-        n.startswith(("discriminator_predictions.", "qa_outputs.", "qa_joint.")) for n in names
+        n.startswith(("discriminator_predictions.", "qa_outputs.", "qa_joint.", "classifier."))
+        for n in names
     ):
         role = DISCRIMINATOR_ROLE
     elif any(a in ("ElectraForMaskedLM", "ElectraForCausalLM") for a in architectures):
@@ -289,9 +292,11 @@ def export_part(model, cfg, part: str) -> tuple[dict[str, np.ndarray], dict, lis
                 "this run has no generator (only pretraining runs do): drop --part generator"
             )
         role = DISCRIMINATOR_ROLE
-        groups = {EMBEDDINGS, DISCRIMINATOR, QA_SIMPLE, QA_JOINT}
+        groups = {EMBEDDINGS, DISCRIMINATOR, QA_SIMPLE, QA_JOINT, CLASSIFY}
         if hasattr(model, "span_head"):
             arch = "ElectraForQuestionAnswering"
+        elif hasattr(model, "classifier_out"):
+            arch = "ElectraForSequenceClassification"
         else:
             arch = "ElectraModel"
             if hasattr(model, "qa_head"):
@@ -303,7 +308,12 @@ def export_part(model, cfg, part: str) -> tuple[dict[str, np.ndarray], dict, lis
     prefix = "" if arch == "ElectraModel" else "electra."
     # `groups` holds one encoder only, so stripping its part from the names is unambiguous.
     tensors = {to_hf(name, prefix): value for name, value in export_weights(model, groups).items()}
-    return tensors, hf_config(config_dims(cfg, role), arch), warnings
+    config = hf_config(config_dims(cfg, role), arch)
+    if arch == "ElectraForSequenceClassification":
+        from nvlm.convert.hf import classification_config
+
+        config.update(classification_config(model.num_labels, tuple(cfg.labels)))
+    return tensors, config, warnings
 
 
 def write_hf_dir(

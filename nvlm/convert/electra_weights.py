@@ -4,7 +4,8 @@ Canonical names are Hugging Face's, without the `electra.` prefix, with the enco
 in front: `embeddings.word_embeddings.weight` (shared by generator and discriminator),
 `discriminator:encoder.layer.3.attention.self.query.weight`, `generator:embeddings_project.
 bias`, and the heads under their HF names (`discriminator_predictions.*`,
-`generator_predictions.*`, `generator_lm_head.bias`, `qa_outputs.*`). The joint SQuAD head has
+`generator_predictions.*`, `generator_lm_head.bias`, `qa_outputs.*`, the classification head's
+`classifier.dense.*` and `classifier.out_proj.*`). The joint SQuAD head has
 no Hugging Face counterpart and is named `qa_joint.*` (nvlm's own). Canonical VALUES are in
 Hugging Face (PyTorch) layouts: a linear weight is `[out, in]`, transposed into Keras's
 `[in, out]` kernel. nvlm's fused QKV kernel is the concatenation of the three.
@@ -21,6 +22,7 @@ from nvlm.convert.weight_slots import Slot, assign_slots, export_slots
 # the rest may be absent from a checkpoint (and are then left as initialised, with a warning).
 EMBEDDINGS, DISCRIMINATOR, GENERATOR = "embeddings", "discriminator", "generator"
 RTD_HEAD, MLM_HEAD, QA_SIMPLE, QA_JOINT = "rtd_head", "mlm_head", "qa_simple", "qa_joint"
+CLASSIFY = "classify"
 REQUIRED = (EMBEDDINGS, DISCRIMINATOR)
 GROUP_TITLES = {
     GENERATOR: "generator encoder",
@@ -28,6 +30,7 @@ GROUP_TITLES = {
     MLM_HEAD: "generator head (generator_predictions, generator_lm_head)",
     QA_SIMPLE: "SQuAD span head (qa_outputs)",
     QA_JOINT: "SQuAD joint span head (qa_joint)",
+    CLASSIFY: "classification head (classifier)",
 }
 _HEADS = {
     "discriminator_predictions.": RTD_HEAD,
@@ -35,6 +38,7 @@ _HEADS = {
     "generator_lm_head.": MLM_HEAD,
     "qa_outputs.": QA_SIMPLE,
     "qa_joint.": QA_JOINT,
+    "classifier.": CLASSIFY,
 }
 
 
@@ -96,8 +100,9 @@ def encoder_slots(backbone, part: str) -> list[Slot]:
 
 
 def model_slots(model) -> list[Slot]:
-    """Slots of an `ElectraBackbone`, `ElectraPretrainer`, `ElectraQuestionAnswerer` or a
-    `BertQuestionAnswerer` over an `ElectraBackbone` (the simple SQuAD head)."""
+    """Slots of an `ElectraBackbone`, `ElectraPretrainer`, `ElectraQuestionAnswerer`,
+    `ElectraClassifier` or a `BertQuestionAnswerer` over an `ElectraBackbone` (the simple
+    SQuAD head)."""
     disc = getattr(model, "discriminator", None) or getattr(model, "backbone", model)
     slots = embedding_slots(disc.embeddings) + encoder_slots(disc, DISCRIMINATOR)
     if hasattr(model, "generator"):
@@ -117,6 +122,9 @@ def model_slots(model) -> list[Slot]:
         head = model.qa_head
         for name in ("start", "end_hidden", "end", "answer_hidden", "answerable"):
             slots += _dense(f"qa_joint.{name}", getattr(head, name), QA_JOINT)
+    if hasattr(model, "classifier_out"):
+        slots += _dense("classifier.dense", model.classifier_dense, CLASSIFY)
+        slots += _dense("classifier.out_proj", model.classifier_out, CLASSIFY)
     return slots
 
 

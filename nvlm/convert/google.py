@@ -3,7 +3,8 @@
 These are name-based checkpoints written by `tf.compat.v1.train.Saver` in Google's
 `run_pretraining.py` (and NVIDIA's TF1 BERT): variables named like
 `bert/encoder/layer_0/attention/self/query/kernel` (`[in, out]`), `cls/predictions/output_bias`,
-`cls/seq_relationship/output_weights` (`[2, hidden]`), and for SQuAD `cls/squad/output_weights`.
+`cls/seq_relationship/output_weights` (`[2, hidden]`), for SQuAD `cls/squad/output_weights`,
+for classification (run_classifier.py) `output_weights` `[num_labels, hidden]`.
 Checkpoints saved during pretraining also hold the optimizer's slots and step counter, skipped.
 """
 
@@ -22,12 +23,15 @@ from nvlm.models.bert.config import BertConfig
 # NVIDIA's optimizers, loss scaling, step counters): not model weights.
 _SKIP_SUFFIXES = ("/adam_m", "/adam_v", "/Momentum", "/ExponentialMovingAverage")
 _SKIP_NAMES = ("global_step", "good_steps", "loss_scale", "current_loss_scale")
-# Google stores these two heads as [2, hidden] (`output_weights`, used with transpose_b).
+# Google stores these heads as [outputs, hidden] (`output_weights`, used with transpose_b).
 _TRANSPOSED_HEADS = {
     "cls/seq_relationship/output_weights": "cls/seq_relationship/kernel",
     "cls/seq_relationship/output_bias": "cls/seq_relationship/bias",
     "cls/squad/output_weights": "cls/squad/kernel",
     "cls/squad/output_bias": "cls/squad/bias",
+    # run_classifier.py's classification layer: top-level names, [num_labels, hidden].
+    "output_weights": "cls/classifier/kernel",
+    "output_bias": "cls/classifier/bias",
 }
 
 

@@ -4,7 +4,9 @@ A Hugging Face directory holds `config.json` and one of `model.safetensors` (or 
 in `model.safetensors.index.json`), `pytorch_model.bin` or `tf_model.h5`, usually with
 `vocab.txt`. Names follow the PyTorch module tree (`bert.encoder.layer.3.attention.self.query.
 weight`, `[out, in]`), with or without the `bert.` prefix (a bare `BertModel` has none), with or
-without the heads (`cls.predictions.*`, `cls.seq_relationship.*`, `qa_outputs.*`).
+without the heads (`cls.predictions.*`, `cls.seq_relationship.*`, `qa_outputs.*`, and
+`classifier.*` of a `BertForSequenceClassification`, whose config.json names the labels in
+`id2label`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nvlm import outputs
-from nvlm.convert.bert_weights import MLM, NSP, SQUAD, export_weights, model_groups
+from nvlm.convert.bert_weights import CLASSIFY, MLM, NSP, SQUAD, export_weights, model_groups
 from nvlm.convert.staging import staged_directory
 from nvlm.errors import UserError
 from nvlm.models.bert.config import BertConfig
@@ -29,9 +31,12 @@ from nvlm.run_dir import VOCAB
 HF_TOKENIZER = "tokenizer.json"
 SPECIAL_TOKENS_MAP = "special_tokens_map.json"
 
-# Weights of HF heads nvlm has no model for (sequence classification, token classification,
-# multiple choice): skipped with a note, not an error.
+# Weights of HF heads nvlm has no model for (token classification, multiple choice): skipped
+# with a note, not an error. They share the name `classifier.*` with sequence classification,
+# which nvlm has: config.json's `architectures` tells them apart.
 _FOREIGN_HEADS = ("classifier.",)
+SEQUENCE_CLASSIFICATION = "ForSequenceClassification"  # the suffix of HF's class names
+REGRESSION = "regression"  # HF's `problem_type` of a one-output head
 # Buffers and tied copies that carry no information of their own.
 _REDUNDANT = ("embeddings.position_ids", "cls.predictions.decoder.weight")
 
@@ -52,6 +57,51 @@ def read_hf_config(directory: Path) -> BertConfig:
 def read_json(path: Path) -> dict:
     """A JSON object file of a checkpoint (config.json, an index), or one UserError."""
     return outputs.read_json(path)
+
+
+def read_hf_labels(directory: str | Path) -> tuple[str, ...]:
+    """The label names of a Hugging Face classification directory (BERT or ELECTRA), output
+    i's name at index i, from config.json's `id2label`; () for a regression head
+    (`problem_type` "regression" or one label) or a config without labels.
+
+    >>> read_hf_labels("tests/fixtures/bert_tiny_classify_hf")
+    ('negative', 'neutral', 'positive')
+    """
+    path = Path(directory) / "config.json"
+    raw = read_json(path)
+    id2label = raw.get("id2label") or {}
+    if raw.get("problem_type") == REGRESSION or raw.get("num_labels") == 1:
+        return ()
+    if not isinstance(id2label, dict) or len(id2label) < 2:
+        return ()
+    try:
+        by_index = {int(k): str(v) for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        by_index = {}
+    if sorted(by_index) != list(range(len(id2label))):
+        raise UserError(
+            f"{path}: id2label keys must be the outputs 0..{len(id2label) - 1}, got "
+            f"{sorted(map(str, id2label))}",
+            hint='write id2label as {"0": name, "1": name, ...}',
+        )
+    labels = tuple(by_index[i] for i in range(len(by_index)))
+    if len(set(labels)) != len(labels):
+        raise UserError(f"{path}: id2label names a label twice: {list(labels)}")
+    return labels
+
+
+def classification_config(num_labels: int, labels: tuple[str, ...] = ()) -> dict:
+    """The config.json entries of a `*ForSequenceClassification` head: `id2label`,
+    `label2id` (unnamed outputs are LABEL_i, as Hugging Face names them) and `problem_type`."""
+    names = list(labels) or [f"LABEL_{i}" for i in range(num_labels)]
+    if len(names) != num_labels:
+        raise ValueError(f"{len(names)} label names for a head of {num_labels} outputs")
+    return {
+        "num_labels": num_labels,  # informational: HF derives it from id2label
+        "id2label": {str(i): name for i, name in enumerate(names)},
+        "label2id": {name: i for i, name in enumerate(names)},
+        "problem_type": REGRESSION if num_labels == 1 else "single_label_classification",
+    }
 
 
 def safetensors_shards(directory: Path) -> list[Path]:
@@ -214,6 +264,11 @@ def read_hf_weights(
             f"{directory} has config.json but no weights",
             hint="expected model.safetensors, pytorch_model.bin or tf_model.h5",
         )
+    architectures = read_json(directory / "config.json").get("architectures") or []
+    # A classifier is a sequence classifier unless config.json names another class.
+    classifier_foreign = bool(architectures) and not any(
+        str(a).endswith(SEQUENCE_CLASSIFICATION) for a in architectures
+    )
     weights, notes, foreign, origins = {}, [], [], {}
     for name, value in raw.items():
         bare = name.removeprefix("bert.")
@@ -222,7 +277,7 @@ def read_hf_weights(
         if bare == "cls.predictions.decoder.bias":  # tied to cls.predictions.bias
             weights.setdefault("cls/predictions/output_bias", value)
             continue
-        if bare.startswith(_FOREIGN_HEADS):
+        if bare.startswith(_FOREIGN_HEADS) and classifier_foreign:
             foreign.append(name)
             continue
         canonical, value = _hf_to_canonical(bare, value)
@@ -245,6 +300,8 @@ def _hf_to_canonical(name: str, value: np.ndarray) -> tuple[str | None, np.ndarr
         "cls.seq_relationship.bias": "cls/seq_relationship/bias",
         "qa_outputs.weight": "cls/squad/kernel",
         "qa_outputs.bias": "cls/squad/bias",
+        "classifier.weight": "cls/classifier/kernel",
+        "classifier.bias": "cls/classifier/bias",
     }
     if name in special:
         return special[name], value.T if value.ndim == 2 else value
@@ -273,6 +330,8 @@ def hf_name(name: str, prefix: str = "bert.") -> tuple[str, bool]:
         "cls/seq_relationship/bias": ("cls.seq_relationship.bias", False),
         "cls/squad/kernel": ("qa_outputs.weight", True),
         "cls/squad/bias": ("qa_outputs.bias", False),
+        "cls/classifier/kernel": ("classifier.weight", True),
+        "cls/classifier/bias": ("classifier.bias", False),
     }
     if name in special:
         return special[name]
@@ -348,9 +407,11 @@ def write_hf_dir(
     vocab: Path | None,
     overwrite: bool,
     lowercase: bool | None = None,
+    labels: tuple[str, ...] = (),
 ) -> Path:
     """Write `model` as an HF BERT directory at `dst` (atomically: temp dir, then rename), with
-    the tokenizer files of `vocab` and its casing (`write_tokenizer_files`)."""
+    the tokenizer files of `vocab` and its casing (`write_tokenizer_files`). A classifier is
+    written as `BertForSequenceClassification` with `labels` as its `id2label`."""
     try:
         from safetensors.numpy import save_file
     except ImportError as exc:
@@ -367,6 +428,8 @@ def write_hf_dir(
         architecture, prefix = "BertForPreTraining", "bert."
     elif SQUAD in groups:
         architecture, prefix = "BertForQuestionAnswering", "bert."
+    elif CLASSIFY in groups:
+        architecture, prefix = "BertForSequenceClassification", "bert."
     else:
         architecture, prefix = "BertModel", ""
     tensors = {}
@@ -393,6 +456,8 @@ def write_hf_dir(
         "tie_word_embeddings": True,
         "dtype": "float32",
     }
+    if CLASSIFY in groups:
+        config.update(classification_config(model.num_labels, tuple(labels)))
 
     with staged_directory(dst) as tmp:
         save_file(tensors, tmp / "model.safetensors", metadata={"format": "pt"})

@@ -9,14 +9,14 @@ from typing import Literal
 
 import numpy as np
 
-from nvlm.convert.bert_weights import MLM, NSP, SQUAD, assign_weights, group_of
+from nvlm.convert.bert_weights import CLASSIFY, MLM, NSP, SQUAD, assign_weights, group_of
 from nvlm.convert.google import (
     checkpoint_prefix,
     google_name,
     read_google_config,
     read_google_weights,
 )
-from nvlm.convert.hf import read_hf_config, read_hf_weights, write_hf_dir
+from nvlm.convert.hf import read_hf_config, read_hf_labels, read_hf_weights, write_hf_dir
 from nvlm.errors import UserError
 from nvlm.models.bert import BertBackbone, BertConfig, BertPretrainer, BertQuestionAnswerer
 from nvlm.run_dir import CONFIG, VOCAB
@@ -73,6 +73,8 @@ class ImportedCheckpoint:
         vocab: its `vocab.txt`, if it has one.
         notes: things skipped while reading (weights of heads nvlm has no model for).
         display: names a canonical weight the way the checkpoint does (for error messages).
+        labels: the label names of a classification head (HF `id2label`), output i first;
+            () without a head, for regression, or from a Google checkpoint (which has none).
     """
 
     kind: str
@@ -82,11 +84,18 @@ class ImportedCheckpoint:
     vocab: Path | None = None
     notes: list[str] = field(default_factory=list)
     display: Callable[[str], str] = str
+    labels: tuple[str, ...] = ()
 
     @property
     def groups(self) -> set[str]:
-        """Weight groups present: "encoder", "pooler", "mlm", "nsp", "squad"."""
+        """Weight groups present: "encoder", "pooler", "mlm", "nsp", "squad", "classify"."""
         return {group_of(name) for name in self.weights}
+
+    @property
+    def num_labels(self) -> int | None:
+        """Outputs of its classification head (1: regression), or None without one."""
+        bias = self.weights.get("cls/classifier/bias")
+        return None if bias is None else int(bias.shape[0])
 
 
 def read_checkpoint(path: str | Path) -> ImportedCheckpoint:
@@ -97,9 +106,11 @@ def read_checkpoint(path: str | Path) -> ImportedCheckpoint:
         config = read_hf_config(path)
         weights, notes, display = read_hf_weights(path)
         vocab = path / VOCAB
+        labels = read_hf_labels(path) if "cls/classifier/bias" in weights else ()
         return ImportedCheckpoint(
-            kind, path, config, weights, vocab if vocab.is_file() else None, notes, display
-        )
+            kind, path, config, weights, vocab if vocab.is_file() else None, notes, display,
+            labels,
+        )  # fmt: skip
     if kind == "google":
         prefix = checkpoint_prefix(path)
         vocab = prefix.parent / VOCAB
@@ -148,8 +159,8 @@ def _check_architecture(model, cfg: BertConfig, source: Path) -> None:
 def load_checkpoint(model, source: str | Path | ImportedCheckpoint) -> list[str]:
     """Load an HF or Google checkpoint into a built BERT model, in place.
 
-    `model` is a `BertBackbone`, `BertPretrainer` or `BertQuestionAnswerer` of the
-    checkpoint's architecture. Returns warnings for the caller to show (a head the checkpoint
+    `model` is a `BertBackbone`, `BertPretrainer`, `BertQuestionAnswerer` or `BertClassifier`
+    of the checkpoint's architecture. Returns warnings for the caller to show (a head the checkpoint
     lacks keeps its initialisation; a head the model lacks is ignored); raises one UserError
     listing every missing, unexpected or mis-shaped weight.
     """
@@ -181,13 +192,23 @@ def model_config(model) -> BertConfig:
 
 
 def export_hf(
-    model, dst: str | Path, vocab: str | Path | None = None, overwrite: bool = False
+    model,
+    dst: str | Path,
+    vocab: str | Path | None = None,
+    overwrite: bool = False,
+    labels: tuple[str, ...] = (),
 ) -> Path:
     """Write a BERT model as a Hugging Face directory: config.json, model.safetensors and
     (if given) vocab.txt. A `BertPretrainer` becomes `BertForPreTraining`, a
-    `BertQuestionAnswerer` `BertForQuestionAnswering`, a `BertBackbone` `BertModel`."""
+    `BertQuestionAnswerer` `BertForQuestionAnswering`, a `BertClassifier`
+    `BertForSequenceClassification` (`labels`: its id2label), a `BertBackbone` `BertModel`."""
     return write_hf_dir(
-        model, model_config(model), Path(dst), Path(vocab) if vocab else None, overwrite
+        model,
+        model_config(model),
+        Path(dst),
+        Path(vocab) if vocab else None,
+        overwrite,
+        labels=tuple(labels),
     )
 
 
@@ -198,6 +219,10 @@ def model_for(ckpt: ImportedCheckpoint):
         return BertPretrainer(backbone)
     if SQUAD in ckpt.groups:
         return BertQuestionAnswerer(backbone)
+    if CLASSIFY in ckpt.groups:
+        from nvlm.models.bert.bert_classifier import BertClassifier
+
+        return BertClassifier(backbone, ckpt.num_labels)
     return backbone
 
 
@@ -209,4 +234,5 @@ def convert_to_hf(
     ckpt = read_checkpoint(src)
     model = model_for(ckpt)
     warnings = load_checkpoint(model, ckpt)
-    return export_hf(model, dst, vocab=ckpt.vocab, overwrite=overwrite), warnings
+    out = export_hf(model, dst, vocab=ckpt.vocab, overwrite=overwrite, labels=ckpt.labels)
+    return out, warnings

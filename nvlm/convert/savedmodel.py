@@ -7,6 +7,7 @@ DST is written whole (staged next to it, renamed when complete; docs/serving.md)
     DST/1/saved_model.pb, DST/1/variables/   TF Serving's versioned layout (version 1)
     DST/config.pbtxt                          Triton's model configuration (TensorFlow backend)
     DST/vocab.txt, tokenizer files            what a client needs to make the inputs
+    DST/labels.json                           classify: the label names in output order
     DST/.nvlm                                 nvlm's marker (a later --overwrite may replace DST)
 
 The model is loaded as `nvlm eval` loads it (`nvlm.tasks.inference.load_model`: the run's
@@ -59,11 +60,6 @@ def parse_batch_size(text: str | None) -> int | None:
 
 def serving_task(plugin, src: str, task: str | None) -> str:
     """The task to export: `task` checked against what the plugin serves, or the default."""
-    if task == "classify":
-        raise UserError(
-            "--task classify does not exist yet (classification comes with issue 17); "
-            "use --task squad or features"
-        )
     tasks = plugin.serving_tasks
     if not tasks:
         raise UserError(f"{plugin.label} has no SavedModel export (nvlm convert --to hf instead)")
@@ -111,6 +107,8 @@ def export_savedmodel(plugin, request: SavedModelRequest) -> dict[str, Any]:
         with staged_directory(dst) as tmp:
             _save(model_fn, concrete, tmp / VERSION)
             assets = plugin.write_serving_assets(cfg, r.src, tmp)
+            if task == "classify" and cfg.model.num_labels > 1:
+                assets.append(_write_labels(cfg, tmp))
             write_triton_config(
                 tmp / "config.pbtxt", name=dst.name, inputs=inputs, outputs=outputs,
                 batch_size=r.batch_size, max_batch_size=cfg.data.eval_batch_size,
@@ -138,7 +136,7 @@ def export_savedmodel(plugin, request: SavedModelRequest) -> dict[str, Any]:
 def _load(plugin, r: SavedModelRequest, task: str):
     """(model, config) as `nvlm eval` loads them, under the export's precision and length."""
     from nvlm import config as config_mod
-    from nvlm.tasks.inference import load_model
+    from nvlm.tasks.inference import load_model_and_absent
 
     given = set(config_mod.parse_sets(r.sets))
     flags = {k: v for k, v in plugin.serving_settings(r.src).items() if k not in given}
@@ -149,8 +147,22 @@ def _load(plugin, r: SavedModelRequest, task: str):
             # No exported task reads the masking budget; it must only fit the length.
             budget = flags.get("data.max_predictions", config_mod.DataConfig().max_predictions)
             flags["data.max_predictions"] = min(budget, r.seq_len)
-    cfg, model = load_model(plugin, r.src, task, sets=r.sets, flags=flags)
+    cfg, model, absent = load_model_and_absent(plugin, r.src, task, sets=r.sets, flags=flags)
+    if task == "classify":  # a head at its random initialisation would serve nonsense
+        from nvlm.tasks.classify.prediction import require_head
+
+        require_head(str(r.src), absent)
     return model, cfg
+
+
+def _write_labels(cfg, directory: Path) -> str:
+    """DST/labels.json, {"labels": [...]}: the names of the logits' columns, in order (a
+    client's id -> label map; LABEL_i when the run names none)."""
+    from nvlm.outputs import write_json
+    from nvlm.tasks.classify.prediction import label_names
+
+    write_json(directory / "labels.json", {"labels": list(label_names(cfg.model))})
+    return "labels.json"
 
 
 def _concrete_function(specs: dict, fn):

@@ -2,7 +2,8 @@
 
     result = evaluate(registry.get("bert"), EvalRequest("mlm", "runs/bert-p1", Path("heldout")))
 
-SQuAD goes through `nvlm.tasks.squad.evaluation`; a plugin that resolves its own evaluation
+SQuAD goes through `nvlm.tasks.squad.evaluation`, classification through
+`nvlm.tasks.classify.evaluation`; a plugin that resolves its own evaluation
 config (Transformer-XL: the eval stage's memory length) through its `run_eval`; every other
 task through the plugin's `evaluate` on the model `--init` holds.
 """
@@ -32,6 +33,8 @@ class EvalRequest:
     split: str | None = None  # lm: the split of an `nvlm data lm` directory
     preset: str | None = None  # lm: the eval stage of this preset; squad: its squad stage
     sets: tuple[str, ...] = ()
+    glue: str | None = None  # classify: the GLUE task of --data (its layout and metrics)
+    fields: tuple[str | None, str | None, str | None] = (None, None, None)  # text, pair, label
 
 
 def evaluate(plugin, request: EvalRequest) -> dict:
@@ -50,6 +53,21 @@ def evaluate(plugin, request: EvalRequest) -> dict:
             batch_size=request.batch_size,
             version=request.version,
             beam_size=request.beam_size,
+            precision=request.precision,
+            xla=request.xla,
+            preset=request.preset,
+            sets=request.sets,
+        )
+    if request.task == "classify":
+        from nvlm.tasks.classify.evaluation import DataFields, run_classify_eval
+
+        return run_classify_eval(
+            plugin,
+            request.init,
+            request.data,
+            glue=request.glue,
+            fields=DataFields(*request.fields),
+            batch_size=request.batch_size,
             precision=request.precision,
             xla=request.xla,
             preset=request.preset,

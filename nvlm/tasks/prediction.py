@@ -31,6 +31,7 @@ class PredictRequest:
     context: str | None = None
     input: str | None = None  # a JSONL file, or "-" for stdin
     text: str | None = None
+    pair: str | None = None  # classify: the second text of a pair (with --text)
     top_k: int | None = None
     next_words: int | None = None
     generate: int | None = None
@@ -87,10 +88,11 @@ DEFAULT_SEED = 0
 
 
 # -- which task, and which options apply to it (checked before a model is loaded) -----------------
-# What `nvlm predict` does: question answering and features for encoders, next words, generation
-# and scoring for language models. A plugin's other tasks (pretrain, mlm, lm) are tasks of
+# What `nvlm predict` does: question answering, features and classification (labels of texts
+# and pairs: nvlm.tasks.classify.prediction) for encoders, next words, generation and scoring
+# for language models. A plugin's other tasks (pretrain, mlm, lm) are tasks of
 # `nvlm pretrain` and `nvlm eval`, not of predict.
-ENCODER_TASKS = ("squad", "features")
+ENCODER_TASKS = ("squad", "features", "classify")
 LM_TASKS = ("next", "generate", "score")
 # The tokens of each [MASK] from a masked-LM head (nvlm.tasks.fill_mask): for a plugin whose
 # "mlm" model provides `masked_lm_logits` (BERT's pretraining head, ELECTRA's generator).
@@ -102,8 +104,12 @@ FILL_MASK = "fill-mask"
 OPTIONS = {
     "--question": ("question", {"squad": "with --context"}),
     "--context": ("context", {"squad": "with --question"}),
-    "--text": ("text", {"features": "", "next": "", "generate": "", "score": "", FILL_MASK: ""}),
-    "--input": ("input", {"squad": "", "features": "", "score": "", FILL_MASK: ""}),
+    "--text": (
+        "text",
+        {"features": "", "classify": "", "next": "", "generate": "", "score": "", FILL_MASK: ""},
+    ),
+    "--pair": ("pair", {"classify": "the second text of a pair, with --text"}),
+    "--input": ("input", {"squad": "", "features": "", "classify": "", "score": "", FILL_MASK: ""}),
     "--next": ("next_words", {"next": "the N most probable words after --text"}),
     "--generate": ("generate", {"generate": "continue --text by K words"}),
     "--top-k": (
@@ -128,6 +134,7 @@ OPTIONS = {
         {
             "squad": "",
             "features": "with --input",
+            "classify": "with --input",
             "score": "with --input",
             FILL_MASK: "with --input",
         },

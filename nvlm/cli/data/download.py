@@ -19,17 +19,22 @@ class Dataset(StrEnum):
     wikitext_2 = "wikitext-2"
     wikitext_103 = "wikitext-103"
     wikipedia = "wikipedia"
+    glue = "glue"
 
 
 def download(
     dataset: Annotated[
-        Dataset, typer.Argument(help="squad, wikitext-2, wikitext-103 or wikipedia.")
+        Dataset, typer.Argument(help="squad, wikitext-2, wikitext-103, wikipedia or glue.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to download into.")],
     version: Annotated[
         str | None, typer.Option("--version", help="SQuAD version: 1.1 (default) or 2.0.")
     ] = None,
     lang: Annotated[str, typer.Option("--lang", help="Wikipedia language code.")] = "en",
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="GLUE task: cola|sst2|mrpc|stsb|qqp|mnli|qnli|rte|wnli."),
+    ] = None,
     from_path: Annotated[
         Path | None,
         typer.Option(
@@ -47,6 +52,8 @@ def download(
     Example:
 
         nvlm data download squad --version 2.0 --out data
+
+        nvlm data download glue --task mnli --out glue_data
     """
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
@@ -67,7 +74,7 @@ def download(
         with sigterm_stops(f"data download {dataset.value}"):
             summary = download_dataset(
                 dataset.value, out, version=version, lang=lang, from_path=from_path,
-                overwrite=overwrite, on_bytes=on_bytes,
+                overwrite=overwrite, on_bytes=on_bytes, task=task,
             )  # fmt: skip
     rows = [
         (Path(f["path"]).name, f"{f['checksum'].split(':')[0]} ok, {f['bytes']:,} bytes")

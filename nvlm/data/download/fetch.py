@@ -9,6 +9,9 @@ checksum table; nothing is ever trusted unverified). Layout of DIR:
     wikitext-2/wiki.{train,valid,test}.tokens           (+ wikitext-2-v1.zip)
     wikitext-103/wiki.{train,valid,test}.tokens         (+ wikitext-103-v1.zip)
     wikipedia/<lang>wiki-latest-pages-articles.xml.bz2  (+ its sha1sums file)
+    CoLA/{train,dev,test}.tsv (+ CoLA.zip), SST-2/, QQP/, STS-B/, MNLI/, QNLI/, RTE/, WNLI/
+                                                        (GLUE: download_glue_data.py's layout)
+    MRPC/{train,dev,test}.tsv (+ Microsoft's two files and GLUE's dev ids they are built from)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from nvlm.data.download import sources as download_sources
 from nvlm.data.download.http_fetch import Unreachable, fetch
+from nvlm.data.download.mrpc import build_mrpc
 from nvlm.data.download.sources import Artifact, wikipedia_urls
 from nvlm.errors import RunFailed, UserError
 from nvlm.outputs import atomic_path, check_writable_dir, is_disk_full
@@ -48,7 +52,20 @@ def check(path: Path, checksum: str) -> str | None:
     return None if actual == expected.lower() else f"{algorithm}:{actual}"
 
 
-def artifacts_for(dataset: str, version: str | None) -> tuple[Artifact, ...]:
+def artifacts_for(
+    dataset: str, version: str | None, task: str | None = None
+) -> tuple[Artifact, ...]:
+    if task is not None and dataset != "glue":
+        raise UserError(f"--task applies to glue only, not {dataset}")
+    if dataset == "glue":
+        tasks = "|".join(download_sources.GLUE_FOLDERS)
+        if version is not None:
+            raise UserError("--version applies to squad only, not glue")
+        if task is None:
+            raise UserError("nvlm data download glue needs --task", hint=f"one of {tasks}")
+        if ("glue", task.lower()) not in download_sources.SOURCES:
+            raise UserError(f"unknown GLUE task {task!r}", hint=f"use one of {tasks}")
+        return download_sources.SOURCES[("glue", task.lower())]
     if dataset == "squad":
         version = version or "1.1"
         if version not in download_sources.SQUAD_VERSIONS:
@@ -75,6 +92,7 @@ def download_dataset(
     from_path: Path | None = None,
     overwrite: bool = False,
     on_bytes: Callable[[str, int, int | None], None] | None = None,
+    task: str | None = None,
 ) -> dict:
     """Fetch (or take from `from_path`), verify and unpack one data set into `out`.
 
@@ -93,8 +111,10 @@ def download_dataset(
             raise UserError(f"--lang {lang!r} is not a Wikipedia language code (like en, de, pt)")
         dest = out / "wikipedia"
     else:
-        artifacts = artifacts_for(dataset, version)
+        artifacts = artifacts_for(dataset, version, task)
         dest = out / "squad" / f"v{version or '1.1'}" if dataset == "squad" else out
+        if dataset == "glue" and task.lower() == "mrpc":
+            dest = out / download_sources.GLUE_FOLDERS["mrpc"]  # the raw files, then the TSVs
     made = _missing_dirs(dest)
     files, unpacked = [], []
     try:
@@ -121,6 +141,8 @@ def download_dataset(
                     _unzip(target, artifact.members, out, trusted=from_path is None,
                            overwrite=overwrite)
                 )  # fmt: skip
+        if dataset == "glue" and task.lower() == "mrpc":
+            unpacked.extend(build_mrpc(dest, dest))
     except Unreachable as exc:
         _remove_empty(made)
         if dataset == "wikipedia":
@@ -128,13 +150,15 @@ def download_dataset(
             names = " and ".join(u.rsplit("/", 1)[1] for u in (dump_url, sums_url))
         else:
             names = ", ".join(a.filename for a in artifacts)
-        raise _offline(exc, dataset, names) from None
+        command = f"glue --task {task.lower()}" if dataset == "glue" else dataset
+        raise _offline(exc, command, names) from None
     except BaseException:
         _remove_empty(made)
         raise
     return {
         "dataset": dataset,
         "version": version,
+        **({"task": task.lower()} if task else {}),
         "out": str(out),
         "files": files,
         "unpacked": unpacked,

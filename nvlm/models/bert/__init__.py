@@ -1,4 +1,4 @@
-"""BERT: configuration, backbone, pretraining and question-answering models.
+"""BERT: configuration, backbone, pretraining, question-answering and classification models.
 
 The names below are imported on first use (PEP 562), so that `nvlm.models.bert.config` (and
 the CLI's help and config commands) load without importing TensorFlow.
@@ -11,6 +11,7 @@ import importlib
 _EXPORTS = {
     "BACKBONE_INPUTS": "bert_backbone",
     "BertBackbone": "bert_backbone",
+    "BertClassifier": "bert_classifier",
     "BertPretrainer": "bert_pretrainer",
     "BertQuestionAnswerer": "bert_question_answerer",
     "SIZES": "config",

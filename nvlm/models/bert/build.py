@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nvlm.errors import UserError
 
-TASKS = ("pretrain", "mlm", "squad", "features")
+TASKS = ("pretrain", "mlm", "squad", "classify", "features")
 
 
 def build(cfg, task: str):
@@ -18,6 +18,11 @@ def build(cfg, task: str):
         return BertPretrainer(backbone)
     if task == "squad":
         return BertQuestionAnswerer(backbone)
+    if task == "classify":
+        from nvlm.models.bert.bert_classifier import BertClassifier
+
+        m = cfg.model
+        return BertClassifier(backbone, m.num_labels, m.classifier_dropout)
     if task == "features":
         return backbone
     raise UserError(f"BERT has no task {task!r} (tasks: {', '.join(TASKS)})")

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from nvlm.config import CUSTOM_SIZE, ModelConfig
+from nvlm.config import CUSTOM_SIZE, ModelConfig, _f
 from nvlm.errors import UserError
 from nvlm.models.encoder.config import pad_vocab  # noqa: F401 - BERT's configs use it
 
@@ -23,6 +23,8 @@ SIZES: dict[str, dict[str, int]] = {
 
 # Fields that set how SQuAD answers are decoded, not the network.
 DECODING = ("n_best", "max_answer_len", "null_threshold")
+# Fields of the classification head (task "classify"), not of the encoder.
+CLASSIFICATION = ("num_labels", "labels", "classifier_dropout")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class BertConfig(ModelConfig):
             in tokens (the reference run_squad.py's n_best_size 20, max_answer_length 30).
         null_threshold: SQuAD v2.0, answer "" when null score - best span score exceeds it
             (the reference scripts' null_score_diff_threshold 0.0).
+        num_labels: outputs of the classification head (task "classify"); 1 is regression
+            (one float per input, Hugging Face's `problem_type: regression`).
+        labels: the label names, index i naming output i (Hugging Face's `id2label`); empty
+            for regression or when unnamed (exported as LABEL_0, LABEL_1, ...).
+        classifier_dropout: dropout before the classification layer; None: `dropout` (as
+            Hugging Face's `classifier_dropout`).
     """
 
     vocab_size: int = 30528
@@ -67,6 +75,9 @@ class BertConfig(ModelConfig):
     n_best: int = 20
     max_answer_len: int = 30
     null_threshold: float = 0.0
+    num_labels: int = _f(2, ge=1)
+    labels: tuple[str, ...] = ()
+    classifier_dropout: float | None = _f(None, ge=0, lt=1)
 
     def __post_init__(self) -> None:
         if self.size not in SIZES and self.size != CUSTOM_SIZE:
@@ -95,6 +106,7 @@ class BertConfig(ModelConfig):
                 f"model.hidden_size {self.hidden_size} is not divisible by "
                 f"model.num_heads {self.num_heads}"
             )
+        check_labels(self.num_labels, self.labels)
 
     @classmethod
     def from_size(cls, size: str, vocab_size: int, **overrides: Any) -> BertConfig:
@@ -118,8 +130,23 @@ class BertConfig(ModelConfig):
         return dataclasses.replace(self, **changes)
 
     def to_backbone_kwargs(self) -> dict[str, Any]:
-        """Arguments of `BertBackbone` (every field but `size` and the SQuAD decoding ones)."""
+        """Arguments of `BertBackbone` (every field but `size`, the SQuAD decoding ones and
+        the classification head's)."""
         kwargs = dataclasses.asdict(self)
-        for name in ("size", *DECODING):
+        for name in ("size", *DECODING, *CLASSIFICATION):
             del kwargs[name]
         return kwargs
+
+
+def check_labels(num_labels: int, labels: tuple[str, ...]) -> None:
+    """One-line errors for label names that do not fit the head (BERT's and ELECTRA's)."""
+    if num_labels < 1:
+        raise UserError(f"model.num_labels must be positive, got {num_labels}")
+    if labels and len(labels) != num_labels:
+        raise UserError(
+            f"model.labels names {len(labels)} labels but model.num_labels is {num_labels} "
+            "(give one name per output, or no names)"
+        )
+    if len(set(labels)) != len(labels):
+        twice = sorted({name for name in labels if labels.count(name) > 1})
+        raise UserError(f"model.labels names {', '.join(map(repr, twice))} more than once")

@@ -1,4 +1,4 @@
-"""ELECTRA: configuration, generator/discriminator encoders, pretraining and SQuAD models.
+"""ELECTRA: configuration, generator/discriminator encoders, pretraining, SQuAD and classification models.
 
 The names below are imported on first use (PEP 562), so that `nvlm.models.electra.config`
 (and the CLI's help and config commands) load without importing TensorFlow.
@@ -12,6 +12,7 @@ _EXPORTS = {
     "SIZES": "config",
     "ElectraConfig": "config",
     "ElectraBackbone": "electra_backbone",
+    "ElectraClassifier": "electra_classifier",
     "ElectraPretrainer": "electra_pretrainer",
     "ElectraQuestionAnswerer": "electra_question_answerer",
     "DiscriminatorHead": "discriminator_head",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nvlm.errors import UserError
 
-TASKS = ("pretrain", "mlm", "squad")
+TASKS = ("pretrain", "mlm", "squad", "classify", "features")
 
 
 def build(cfg, task: str):
@@ -43,6 +43,10 @@ def build(cfg, task: str):
         from nvlm.models.electra.electra_question_answerer import ElectraQuestionAnswerer
 
         return ElectraQuestionAnswerer(backbone, head_size=m.qa_hidden_size, beam_size=m.beam_size)
+    if task == "classify":
+        from nvlm.models.electra.electra_classifier import ElectraClassifier
+
+        return ElectraClassifier(backbone, m.num_labels, m.classifier_dropout)
     if task == "features":
         return backbone
     raise UserError(f"ELECTRA has no task {task!r} (tasks: {', '.join(TASKS)})")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from nvlm.config import CUSTOM_SIZE, ModelConfig, _f
 from nvlm.errors import UserError
+from nvlm.models.bert.config import check_labels
 
 # Discriminator architecture of each named size and the generator fraction of its recipe.
 # small/base/large: Clark et al. 2020 (ELECTRA), appendix table 6 ("Generator Size" is the
@@ -95,6 +96,11 @@ class ElectraConfig(ModelConfig):
         beam_size: start positions x end positions kept per window by the joint head.
         n_best, max_answer_len: answers listed per question; longest answer in tokens.
         null_threshold: SQuAD v2.0 "no answer" threshold of the joint head (NVIDIA's -5.6).
+        num_labels: outputs of the classification head (task "classify"); 1 is regression.
+        labels: the label names, index i naming output i (Hugging Face's `id2label`); empty
+            for regression or when unnamed.
+        classifier_dropout: dropout of the classification head (before each of its two dense
+            layers); None: `dropout` (as Hugging Face's `classifier_dropout`).
     """
 
     vocab_size: int = _f(30528, ge=1)
@@ -124,6 +130,9 @@ class ElectraConfig(ModelConfig):
     n_best: int = _f(20, ge=1)
     max_answer_len: int = _f(30, ge=1)
     null_threshold: float = -5.6
+    num_labels: int = _f(2, ge=1)
+    labels: tuple[str, ...] = ()
+    classifier_dropout: float | None = _f(None, ge=0, lt=1)
 
     def __post_init__(self) -> None:
         if self.size not in SIZES and self.size != CUSTOM_SIZE:
@@ -142,6 +151,7 @@ class ElectraConfig(ModelConfig):
                 f"model.generator_hidden_fraction) is not divisible by its {gen['num_heads']} "
                 "heads (choose another model.generator_hidden_fraction)"
             )
+        check_labels(self.num_labels, self.labels)
 
     def validate(self, run) -> None:
         # Training stages run at data.seq_len; evaluation takes it from its data later.

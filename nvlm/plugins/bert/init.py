@@ -45,10 +45,27 @@ def source_config(src: str | Path):
 
 
 def init_model_values(src: str | Path) -> dict[str, Any]:
-    model = source_config(src)
+    """The architecture `src` fixes, as dotted keys; with a classification head (an nvlm
+    classify run, an HF `BertForSequenceClassification`, a Google run_classifier.py checkpoint)
+    also its `model.num_labels` and `model.labels` (the HF `id2label`; Google's are unnamed)."""
+    from nvlm import config as config_mod
+    from nvlm.train.restore import run_dir_of
+
+    head: dict[str, Any] = {}
+    if _kind(src) == "nvlm":
+        model = source_config(src)
+        if config_mod.load(run_dir_of(src)).stage == "classify":
+            head = {"model.num_labels": model.num_labels, "model.labels": model.labels}
+    else:
+        from nvlm.convert import read_checkpoint
+
+        ckpt = read_checkpoint(src)  # once: the weights tell whether it has a head
+        model = ckpt.config
+        if ckpt.num_labels is not None:
+            head = {"model.num_labels": ckpt.num_labels, "model.labels": ckpt.labels}
     values = {f"model.{k}": getattr(model, k) for k in ARCHITECTURE}
     values["model.size"] = model.size
-    return values
+    return {**values, **head}
 
 
 def source_vocab(src: str | Path) -> Path | None:

@@ -13,7 +13,7 @@ from nvlm.errors import UserError
 from nvlm.run_dir import TOKENIZER_CONFIG
 
 # Which task a stage's model is, and which stage an imported model gets.
-STAGE_TASK = {"squad": "squad", "features": "features"}
+STAGE_TASK = {"squad": "squad", "classify": "classify", "features": "features"}
 
 
 def task_of_stage(stage: str) -> str:
@@ -40,7 +40,8 @@ def load_run_model(src: str | Path):
 
 def to_hf(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple[Path, list[str]]:
     """An nvlm run, HF directory or Google checkpoint -> an HF directory: weights, config.json
-    and the tokenizer files with the source's vocab and casing (convert/hf.py)."""
+    and the tokenizer files with the source's vocab and casing (convert/hf.py). A classify
+    run becomes a `BertForSequenceClassification` whose id2label is its `model.labels`."""
     from nvlm.convert import (
         detect_source,
         load_checkpoint,
@@ -52,15 +53,17 @@ def to_hf(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> tuple
     from nvlm.plugins.bert.init import source_text_settings
 
     if detect_source(src) == "nvlm":
-        _, model = load_run_model(src)
+        cfg, model = load_run_model(src)
         vocab, lowercase = source_text_settings(src)
-        warnings = []
+        warnings, labels = [], cfg.model.labels
     else:  # read once: source_text_settings would read the weights a second time
         model = model_for(ckpt := read_checkpoint(src))
-        warnings = load_checkpoint(model, ckpt)
+        warnings, labels = load_checkpoint(model, ckpt), ckpt.labels
         vocab = Path(ckpt.vocab) if ckpt.vocab else None
         lowercase = _recorded_casing(vocab.parent / TOKENIZER_CONFIG) if vocab else None
-    out = write_hf_dir(model, model_config(model), Path(dst), vocab, overwrite, lowercase)
+    out = write_hf_dir(
+        model, model_config(model), Path(dst), vocab, overwrite, lowercase, labels=labels
+    )
     return out, warnings
 
 
@@ -82,7 +85,7 @@ def to_nvlm(
     """An HF directory or Google checkpoint -> an nvlm run directory usable as --init; `sets`:
     --set overrides of its config (e.g. data.seq_len)."""
     from nvlm.convert import detect_source, load_checkpoint, model_for, read_checkpoint
-    from nvlm.convert.bert_weights import MLM, NSP, SQUAD
+    from nvlm.convert.bert_weights import CLASSIFY, MLM, NSP, SQUAD
     from nvlm.convert.staging import require_empty, write_run_dir
     from nvlm.plugins.bert.init import ARCHITECTURE, source_text_settings
     from nvlm.plugins.encoder.interchange import imported_data_settings
@@ -100,6 +103,9 @@ def to_nvlm(
     stage = "pretrain_phase1" if groups & {MLM, NSP} else "squad" if SQUAD in groups else "features"
     values = {f"model.{k}": getattr(ckpt.config, k) for k in ARCHITECTURE}
     values["model.size"] = ckpt.config.size
+    if CLASSIFY in groups and not groups & {MLM, NSP, SQUAD}:
+        stage = "classify"
+        values.update({"model.num_labels": ckpt.num_labels, "model.labels": ckpt.labels})
     values.update(imported_data_settings(stage, ckpt.config.max_position, sets))
     cfg = resolve_mod.resolve("bert", stage, sets=sets, flags=values).config
     vocab, lowercase = source_text_settings(src)

@@ -37,7 +37,7 @@ class BertPlugin(EncoderPlugin):
     config_cls: ClassVar[type] = BertConfig
     # "custom": an imported checkpoint whose architecture matches no named size.
     sizes: ClassVar[dict] = {**SIZES, "custom": {}}
-    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad", "features")
+    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad", "classify", "features")
     shard_kind: ClassVar[str] = "bert"
 
     # -- model ---------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class BertPlugin(EncoderPlugin):
         """Copy the vocab next to the run so that it is self-contained for --init later."""
         from nvlm.train.run import copy_file
 
-        if task == "squad":  # the vocab and casing of the checkpoint being fine-tuned
+        if task in ("squad", "classify"):  # the vocab and casing of the checkpoint being fine-tuned
             vocab, lowercase = self.text_settings(init)
             if vocab:
                 copy_file(Path(vocab), Path(run) / VOCAB)

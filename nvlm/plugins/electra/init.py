@@ -1,5 +1,5 @@
 """`--init SRC` for ELECTRA: an nvlm ELECTRA run or checkpoint, a Hugging Face ELECTRA
-directory (discriminator, or fine-tuned for SQuAD), or a pair directory (`discriminator/` +
+directory (discriminator, or fine-tuned for SQuAD or classification), or a pair directory (`discriminator/` +
 `generator/`, as RUN/hf). The architecture (and vocab) come from the source."""
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def generator_fractions(disc: dict, gen: dict, where: str) -> dict[str, float]:
 
 def init_model_values(src: str | Path) -> dict[str, Any]:
     """What `--init SRC` fixes in the config, as dotted keys: the architecture (with the
-    generator for pretraining sources, the SQuAD head for fine-tuned ones) and the special ids."""
+    generator for pretraining sources, the SQuAD or classification head for fine-tuned ones:
+    `model.num_labels` and `model.labels`, HF's id2label) and the special ids."""
     kind = source_kind(src)
     if kind == NVLM:
         cfg = _run_config(src)
@@ -88,6 +89,8 @@ def init_model_values(src: str | Path) -> dict[str, Any]:
             keys += ["generator_hidden_fraction", "generator_layers_fraction"]
         elif cfg.stage == "squad":
             keys += ["qa_head", "qa_hidden_size"]
+        elif cfg.stage == "classify":
+            keys += ["num_labels", "labels"]
         return {f"model.{k}": getattr(cfg.model, k) for k in keys}
 
     from nvlm.convert.electra_hf import (
@@ -109,6 +112,11 @@ def init_model_values(src: str | Path) -> dict[str, Any]:
         elif "qa_joint.end.weight" in disc.weights:
             values["model.qa_head"] = "joint"
             values["model.qa_hidden_size"] = int(disc.weights["qa_joint.end.weight"].shape[1])
+        elif "classifier.out_proj.bias" in disc.weights:
+            from nvlm.convert.hf import read_hf_labels
+
+            values["model.num_labels"] = int(disc.weights["classifier.out_proj.bias"].shape[0])
+            values["model.labels"] = read_hf_labels(src)
     values.update({f"model.{k}": disc.dims[k] for k in ARCHITECTURE})
     values["model.size"] = ElectraConfig.size_of(**disc.dims)
     values.update(special_ids(disc.vocab))

@@ -3,7 +3,8 @@
 A pretraining run holds both models: `--part discriminator` / `--part generator` writes one
 (ElectraForPreTraining / ElectraForMaskedLM), no `--part` writes both as DST/discriminator and
 DST/generator (a pair, what RUN/hf holds after pretraining). A fine-tuned run is written as
-its discriminator with the SQuAD head. The round trip is lossless (the same float32 arrays).
+its discriminator with the SQuAD head, or as ElectraForSequenceClassification with the run's
+`model.labels` as id2label. The round trip is lossless (the same float32 arrays).
 """
 
 from __future__ import annotations
@@ -92,9 +93,14 @@ def to_nvlm(src, dst, *, overwrite: bool = False, sets=()):
     dst = Path(dst)
     require_empty(dst, overwrite)
     values = init_model_values(src)
-    stage = (
-        "pretrain_phase1" if kind == PAIR else "squad" if "model.qa_head" in values else "features"
-    )
+    if kind == PAIR:
+        stage = "pretrain_phase1"
+    elif "model.qa_head" in values:
+        stage = "squad"
+    elif "model.num_labels" in values:
+        stage = "classify"
+    else:
+        stage = "features"
     task = task_of_stage(stage)
     values.update(imported_data_settings(stage, values["model.max_position"], sets))
     set_precision("fp32")

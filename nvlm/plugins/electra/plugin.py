@@ -36,7 +36,7 @@ class ElectraPlugin(EncoderPlugin):
     sizes: ClassVar[dict] = {**SIZES, "custom": {}}
     # "features" is the encoder a source holds (a pair or a run: the discriminator); --part
     # chooses one ("features:PART").
-    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad", "features")
+    tasks: ClassVar[tuple[str, ...]] = ("pretrain", "mlm", "squad", "classify", "features")
     encoder_parts: ClassVar[tuple[str, ...]] = ("discriminator", "generator")
     shard_kind: ClassVar[str] = "electra"
     tokenizer_class: ClassVar[str] = "ElectraTokenizer"
@@ -136,7 +136,7 @@ class ElectraPlugin(EncoderPlugin):
         from nvlm.data.vocab import write_tokenizer_config
         from nvlm.train.run import copy_file
 
-        if task == "squad":
+        if task in ("squad", "classify"):
             vocab, lowercase = self.text_settings(init)
         else:
             info = read_shards(data, expect_kind=self.shard_kind)

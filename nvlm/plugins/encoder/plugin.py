@@ -1,5 +1,5 @@
-"""What the BERT and ELECTRA plugins share: SQuAD through `nvlm.tasks.squad`, the pretraining
-`TrainSpec`, and which evaluation a task gets."""
+"""What the BERT and ELECTRA plugins share: SQuAD through `nvlm.tasks.squad`, classification
+through `nvlm.tasks.classify`, the pretraining `TrainSpec`, and which evaluation a task gets."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class EncoderPlugin(ModelPlugin):
 
     title: ClassVar[str]
     metric_units: ClassVar[dict[str, str]]
-    serving_tasks: ClassVar[tuple[str, ...]] = ("features", "squad")
+    serving_tasks: ClassVar[tuple[str, ...]] = ("features", "squad", "classify")
     tokenizer_class: ClassVar[str] = "BertTokenizer"  # tokenizer_config.json of exports
 
     @abc.abstractmethod
@@ -38,6 +38,10 @@ class EncoderPlugin(ModelPlugin):
             from nvlm.tasks.squad import task as squad
 
             return squad.train_spec(self, cfg, model, data, run, init, world)
+        if task == "classify":
+            from nvlm.tasks.classify import task as classify
+
+            return classify.train_spec(self, cfg, model, data, init=init, world=world)
         batches = self.pretrain_batches(cfg, data, world)
         seq = cfg.data.seq_len
         return TrainSpec(
@@ -63,7 +67,8 @@ class EncoderPlugin(ModelPlugin):
         null_threshold: float | None = None,
         progress=None,
     ) -> dict[str, Any]:
-        """squad: predictions files + EM/F1 + inference timing (nvlm.tasks.squad). mlm: the
+        """squad: predictions files + EM/F1 + inference timing (nvlm.tasks.squad). classify:
+        GLUE or classification/regression metrics + timing (nvlm.tasks.classify). mlm: the
         model's pretraining figures over every sequence of the shards, once."""
         if task == "squad":
             from nvlm.tasks.squad import task as squad
@@ -71,8 +76,12 @@ class EncoderPlugin(ModelPlugin):
             return squad.evaluate(
                 self, cfg, model, data, init=init, out_dir=out_dir, null_threshold=null_threshold
             )
+        if task == "classify":
+            from nvlm.tasks.classify import task as classify
+
+            return classify.evaluate(self, cfg, model, data, init=init)
         if task != "mlm":
-            raise UserError(f"{self.title} evaluates tasks mlm and squad, not {task!r}")
+            raise UserError(f"{self.title} evaluates tasks mlm, squad and classify, not {task!r}")
         return self.evaluate_mlm(cfg, model, data, progress=progress)
 
     # -- serving (nvlm convert --to savedmodel) ----------------------------------------------
@@ -86,7 +95,10 @@ class EncoderPlugin(ModelPlugin):
                 f"longer than the {self.title} model's max_position {cfg.model.max_position} "
                 f"(pass --seq-len {cfg.model.max_position} or less)"
             )
-        return encoder_signature(model, batch_size=batch_size, seq_len=seq_len)
+        classifier = task == "classify" and cfg.model.num_labels > 1  # 1: regression
+        return encoder_signature(
+            model, batch_size=batch_size, seq_len=seq_len, probabilities=classifier
+        )
 
     def write_serving_assets(self, cfg, src: str, directory: Path) -> list[str]:
         """vocab.txt and the tokenizer files of the run's vocab and casing."""

@@ -7,6 +7,8 @@ or the joint head's beam (`start_top_log_probs`, `start_top_index`, `end_top_log
 `sequence_output`, and BERT's `pooled_output` (ELECTRA has no pooler: its [CLS] vector is
 `sequence_output[:, 0]`, not a `pooled_output` a client would take for BERT's tanh pooler).
 The per-layer `hidden_states` are left out (num_layers + 1 copies of the sequence output).
+classify: `logits` `[batch, num_labels]`, and for a classifier (not a regression model, one
+output) `probabilities`, their softmax (what `nvlm predict --task classify` prints).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from nvlm.models.encoder.backbone import BACKBONE_INPUTS
 LEFT_OUT = ("hidden_states",)
 
 
-def encoder_signature(model, *, batch_size: int | None, seq_len: int):
+def encoder_signature(model, *, batch_size: int | None, seq_len: int, probabilities=False):
+    """(input specs, function) of the model's outputs; `probabilities`: also the softmax of
+    `logits` (a classifier's)."""
     import tensorflow as tf
 
     specs = {
@@ -27,7 +31,10 @@ def encoder_signature(model, *, batch_size: int | None, seq_len: int):
 
     def fn(inputs):
         out = model(inputs, training=False)
-        return {k: v for k, v in out.items() if k not in LEFT_OUT}
+        out = {k: v for k, v in out.items() if k not in LEFT_OUT}
+        if probabilities:  # in float32 whatever the policy: bf16 sums to 1 only roughly
+            out["probabilities"] = tf.nn.softmax(tf.cast(out["logits"], tf.float32), axis=-1)
+        return out
 
     return specs, fn
 

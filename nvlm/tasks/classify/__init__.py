@@ -1,0 +1,1 @@
+"""Sequence classification and regression for BERT and ELECTRA (GLUE and labelled files)."""
