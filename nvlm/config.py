@@ -68,6 +68,10 @@ class TrainConfig:
     checkpoint_every: int = _f(500, ge=1)
     keep_checkpoints: int = _f(3, ge=1)
     log_every: int = _f(10, ge=1)
+    # Held-out evaluation while training (fine-tuning with --eval-data): every N steps, or at
+    # the end of each epoch; 0 / false: only after the last step. docs/classification.md.
+    eval_every: int = _f(0, ge=0)
+    eval_each_epoch: bool = False
     allreduce_fp16: bool = False
     gpus: int = _f(1, ge=1)  # data-parallel processes (GPUs, or CPU processes)
 
@@ -88,6 +92,9 @@ class DataConfig:
     text_field: str = "text"
     pair_field: str | None = None  # None: "text_pair" when the file has it
     label_field: str = "label"
+    # The held-out set evaluated while training (train.eval_every, train.eval_each_epoch):
+    # recorded here so that every launched rank finds it; None: no evaluation while training.
+    eval_data: str | None = None
     # Before training, check each data file against its manifest: "size" (byte size and HDF5
     # layout, no data read) or "full" (also sha256: reads every byte). docs/training.md.
     verify: Literal["size", "full"] = "size"

@@ -35,6 +35,10 @@ RESUME_SAFE = {
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "data.verify",  # how much of the data is checked at start, not what is trained
+    # Held-out evaluation while training: read-only, it changes no weight.
+    "data.eval_data",
+    "train.eval_every",
+    "train.eval_each_epoch",
 }
 
 # The layout of a run directory: every name nvlm gives a file in RUN is spelled here only.

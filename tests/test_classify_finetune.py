@@ -173,7 +173,8 @@ def test_a_killed_run_resumes_to_the_same_weights(sentiment, tmp_path):
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "nvlm", "finetune", "--task", "classify",
                 "--data", str(sentiment), "--init", str(BERT), "--out", str(out), *TINY,
-                "--epochs", 16, "--set", "train.checkpoint_every=10"]  # fmt: skip
+                "--epochs", 16, "--set", "train.checkpoint_every=10",
+                "--eval-data", str(sentiment), "--eval-each-epoch"]  # fmt: skip
 
     command_str = lambda out: [str(a) for a in command(out)]  # noqa: E731
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -187,3 +188,63 @@ def test_a_killed_run_resumes_to_the_same_weights(sentiment, tmp_path):
     assert full.keys() == resumed.keys()
     for key in full:
         np.testing.assert_allclose(resumed[key], full[key], atol=1e-6, rtol=0, err_msg=key)
+    # The held-out figures of each epoch (3 steps: 20 examples / 8), logged once per step, are
+    # the same whether the run was killed or not.
+    full_evals, resumed_evals = (held_out_lines(tmp_path / name) for name in ("full", "killed"))
+    assert [line["step"] for line in full_evals] == [*range(3, 40, 3), 40]
+    assert resumed_evals == full_evals
+
+
+def held_out_lines(run: Path) -> list[dict]:
+    """RUN's metrics.jsonl lines of held-out figures, without their wall time."""
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in line.items() if k != "wall_time_s"}
+            for line in lines if "eval_accuracy" in line]  # fmt: skip
+
+
+def test_held_out_evaluation_each_epoch_is_logged_with_units(sentiment, tmp_path):
+    summary = finetune(sentiment, BERT, tmp_path / "run", "--epochs", 2, "--eval-data", sentiment,
+                       "--eval-each-epoch")  # fmt: skip
+    evals = held_out_lines(tmp_path / "run")
+    assert [line["step"] for line in evals] == [3, 5]  # each epoch (3 steps), and the last
+    assert evals[-1]["eval_accuracy"] == summary["eval"]["accuracy"]  # what the end eval says
+    assert evals[-1]["units"]["eval_accuracy"] == "%"
+    assert list((tmp_path / "run" / "tb").iterdir())  # TensorBoard has them too
+
+
+def test_evaluation_while_training_needs_eval_data(sentiment, tmp_path):
+    for args in (["--eval-each-epoch"], ["--set", "train.eval_every=2"]):
+        result = invoke("finetune", "--task", "classify", "--data", sentiment, "--init", BERT,
+                        "--out", tmp_path / "run", *TINY, *args)  # fmt: skip
+        assert result.exit_code == 2
+        assert error_line(result) == (
+            "nvlm: error: --eval-each-epoch / train.eval_every evaluate a held-out set while "
+            "training: pass --eval-data DEV"
+        )
+        assert not (tmp_path / "run").exists()
+    result = invoke("finetune", "--task", "squad", "--data", sentiment, "--init", BERT,
+                    "--out", tmp_path / "run", "--eval-each-epoch")  # fmt: skip
+    assert (
+        error_line(result) == "nvlm: error: --eval-each-epoch applies to --task classify (drop it)"
+    )
+
+
+def test_xla_and_accumulation_train_the_same_classifier(sentiment, tmp_path):
+    # One process: XLA compiles the step, accumulation 2 x 4 is the global batch 8 of the
+    # preset's batch 8; both are the shared trainer's, as SQuAD's and pretraining's.
+    plain = finetune(sentiment, BERT, tmp_path / "plain", "--epochs", 2)
+    xla = finetune(sentiment, BERT, tmp_path / "xla", "--epochs", 2, "--xla")
+    accum = finetune(sentiment, BERT, tmp_path / "accum", "--epochs", 2,
+                     "--set", "train.batch_size=4", "--set", "train.accumulation=2")  # fmt: skip
+    assert xla["xla"] is True and plain["xla"] is False
+    assert plain["steps"] == xla["steps"] == accum["steps"] == 5  # 20 examples x 2 / 8
+    a, b, c = (checkpoint_values(tmp_path / name) for name in ("plain", "xla", "accum"))
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(c[name], a[name], atol=1e-4, err_msg=name)
+    ev = json_of(invoke("eval", "--task", "classify", "--init", tmp_path / "xla",
+                        "--data", sentiment, "--xla", "--json"))  # fmt: skip
+    same = json_of(invoke("eval", "--task", "classify", "--init", tmp_path / "xla",
+                          "--data", sentiment, "--no-xla", "--json"))  # fmt: skip
+    assert ev["xla"] is True and same["xla"] is False
+    assert ev["accuracy"] == same["accuracy"] and ev["confusion_matrix"] == same["confusion_matrix"]

@@ -43,3 +43,11 @@ LabelFieldOption = Annotated[
     str | None,
     typer.Option("--label-field", help="classify: the label field or column (default label)."),
 ]
+EvalEachEpochFlag = Annotated[
+    bool,
+    typer.Option(
+        "--eval-each-epoch",
+        help="classify: also evaluate --eval-data after each epoch (eval_* figures in "
+        "metrics.jsonl and TensorBoard); --set train.eval_every=N: every N steps.",
+    ),
+]

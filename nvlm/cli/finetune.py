@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from nvlm.cli.classify_options import (
+    EvalEachEpochFlag,
     GlueOption,
     LabelFieldOption,
     LabelsOption,
@@ -81,6 +82,7 @@ def finetune(
     text_field: TextFieldOption = None,
     pair_field: PairFieldOption = None,
     label_field: LabelFieldOption = None,
+    eval_each_epoch: EvalEachEpochFlag = False,
     sets: SetOption = None,
     config: ConfigFile = None,
     resume: ResumeFlag = True,
@@ -119,22 +121,30 @@ def finetune(
                   xla=xla, sets=tuple(sets or ()), config=config, resume=resume,
                   overwrite=overwrite, json_out=json_out)  # fmt: skip
     if task == "classify":
-        from nvlm.tasks.classify.evaluation import DataFields
-        from nvlm.tasks.classify.finetune import ClassifyRequest, finetune_classify
-
         if version is not None or beam_size is not None:
             raise UserError("--version and --beam-size apply to --task squad (drop them)")
-        fields = DataFields(text_field, pair_field, label_field)
-        request = ClassifyRequest(data, init, out, glue=glue, labels=labels,
-                                  regression=regression, fields=fields, **common)  # fmt: skip
-        summary = finetune_classify(plugin, model, request, opts)
+        classify = dict(glue=glue, labels=labels, regression=regression,
+                        eval_each_epoch=eval_each_epoch)  # fmt: skip
+        fields = (text_field, pair_field, label_field)
+        summary = _classify(plugin, model, (data, init, out), classify, fields, common, opts)
     else:
         from nvlm.tasks.squad.finetune import FinetuneRequest, finetune_squad
 
+        if eval_each_epoch:
+            raise UserError("--eval-each-epoch applies to --task classify (drop it)")
         request = FinetuneRequest(data, init, out, version=version, beam_size=beam_size, **common)
         summary = finetune_squad(plugin, model, request, opts)
     if summary is not None:  # None: a --dry-run, or a rank other than the one that reports
         _report(model, task, summary, json_out)
+
+
+def _classify(plugin, model: str, paths, classify: dict, fields, common: dict, opts):
+    """`--task classify`: the request of the options, fine-tuned (and evaluated)."""
+    from nvlm.tasks.classify.evaluation import DataFields
+    from nvlm.tasks.classify.finetune import ClassifyRequest, finetune_classify
+
+    request = ClassifyRequest(*paths, fields=DataFields(*fields), **classify, **common)
+    return finetune_classify(plugin, model, request, opts)
 
 
 def _report(model: str, task: str, summary: dict, json_out: bool) -> None:

@@ -55,6 +55,12 @@ class TrainSpec:
     # Called on EVERY rank right before rank 0 writes a checkpoint (a collective may run in it:
     # Transformer-XL gathers each rank's memories into the state rank 0 saves).
     before_checkpoint: Callable[[object], None] | None = None
+    # Held-out figures ({name: value}, units in `eval_units`), computed by rank 0 alone every
+    # `eval_every` steps (and after the last step) and logged with an "eval_" prefix. None: no
+    # evaluation while training. It must not change the state a checkpoint saves.
+    evaluate: Callable[[], dict[str, float]] | None = None
+    eval_every: int = 0
+    eval_units: dict[str, str] = field(default_factory=dict)
 
 
 def sequence_flops(flops_per_token: Callable[[int], float], lengths) -> float:
@@ -318,6 +324,8 @@ class Trainer:
                 else:
                     progress.advance(step)
                 done = step == self.total_steps
+                if self._evaluates_at(step, done):
+                    self._evaluate(step, log)
                 if step % cfg.checkpoint_every == 0 or done or self._stopped:
                     if self.spec.before_checkpoint is not None:
                         self.spec.before_checkpoint(world)
@@ -354,6 +362,22 @@ class Trainer:
             resumed_from=start_step,
             signal=(self._signal or signal.SIGTERM) if self._stopped else None,
         )
+
+    def _evaluates_at(self, step: int, done: bool) -> bool:
+        """Rank 0 evaluates the held-out set every `eval_every` steps and after the last step
+        (the other ranks go on and wait for it at the next step's allreduce). A run stopped by
+        a signal is not evaluated: its next run evaluates at the same steps."""
+        spec = self.spec
+        if spec.evaluate is None or spec.eval_every <= 0 or not self.world.is_root:
+            return False
+        return (step % spec.eval_every == 0 or done) and not self._stopped
+
+    def _evaluate(self, step: int, log) -> None:
+        figures = {f"eval_{k}": float(v) for k, v in self.spec.evaluate().items()}
+        units = {f"eval_{k}": u for k, u in self.spec.eval_units.items()}
+        log.write(step, figures, units)
+        shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in figures.items())
+        info(f"step {step}: held-out {shown}")
 
     def _complete(self, step: int, checkpoint: str | None) -> TrainResult:
         return TrainResult(

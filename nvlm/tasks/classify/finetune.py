@@ -27,6 +27,7 @@ class ClassifyRequest:
     glue: str | None = None  # a GLUE task: its layout, labels and official metrics
     labels: str | None = None  # --labels a,b,c: the label set and its order
     regression: bool = False
+    eval_each_epoch: bool = False  # also evaluate eval_data after each epoch
     fields: DataFields = DataFields()
     preset: str | None = None
     epochs: float | None = None
@@ -144,12 +145,21 @@ def training_job(plugin, model: str, request: ClassifyRequest, plan: LabelPlan) 
             "train.epochs": r.epochs,
             "train.precision": r.precision,
             "train.xla": r.xla,
+            "train.eval_each_epoch": True if r.eval_each_epoch else None,
+            # Where every rank (rank 0 evaluates) finds the held-out set while training.
+            "data.eval_data": str(Path(r.eval_data).resolve()) if r.eval_data else None,
             **plan.flags,
         }
-        return resolve_training_config(
+        cfg, notes = resolve_training_config(
             plugin, stage="classify", preset=r.preset, data=None, init=r.init,
             config_file=r.config, sets=list(r.sets), flags=flags,
         )  # fmt: skip
+        if (cfg.train.eval_every or cfg.train.eval_each_epoch) and cfg.data.eval_data is None:
+            raise UserError(
+                "--eval-each-epoch / train.eval_every evaluate a held-out set while training: "
+                "pass --eval-data DEV"
+            )
+        return cfg, notes
 
     def train(cfg, resume_run: bool, overwrite_run: bool) -> dict:
         return train_run(

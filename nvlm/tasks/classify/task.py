@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from nvlm.errors import UserError
 from nvlm.tasks.classify.features import ClassifyFeatures, featurize
 from nvlm.tasks.classify.glue import glue_task, read_glue
 from nvlm.tasks.classify.label_set import LabelSet
@@ -88,7 +89,54 @@ def train_spec(plugin, cfg, model, data: Path, *, init: str, world):
     feats = featurize(read_split(cfg, Path(data), "train"), vocab, lowercase=lowercase,
                       seq_len=cfg.data.seq_len)  # fmt: skip
     warn_truncated(feats, cfg)
-    return spec_from_features(plugin, cfg, model, feats, world)
+    spec = spec_from_features(plugin, cfg, model, feats, world)
+    return with_held_out_evaluation(spec, plugin, cfg, init=init, examples=len(feats))
+
+
+def with_held_out_evaluation(spec, plugin, cfg, *, init: str, examples: int):
+    """`spec` evaluating `data.eval_data` while it trains: every `train.eval_every` steps, or
+    at the end of each epoch (`train.eval_each_epoch`). Logged as eval_* figures (metrics.jsonl,
+    TensorBoard), scores in % as `nvlm eval` prints them."""
+    import dataclasses
+
+    t = cfg.train
+    if not (t.eval_every or t.eval_each_epoch):
+        return spec
+    if cfg.data.eval_data is None:
+        raise UserError(
+            "train.eval_every / train.eval_each_epoch need a held-out set: pass --eval-data"
+        )
+    every = math.ceil(examples / cfg.global_batch) if t.eval_each_epoch else t.eval_every
+    data = Path(cfg.data.eval_data)
+
+    def held_out() -> dict[str, float]:
+        # Truncated dev examples are said by `nvlm eval` and the final evaluation, not each time.
+        result = evaluate(plugin, cfg, spec.model, data, init=init, say_truncated=False)
+        return held_out_figures(result)
+
+    # Scores in % (as `nvlm eval` prints them); the mean squared error in the target's unit.
+    units = {
+        f"{split}{name}": "1" if name == "mse" else "%"
+        for split in ("", "dev_matched_", "dev_mismatched_")
+        for name in SCORES
+    }
+    return dataclasses.replace(spec, evaluate=held_out, eval_every=every, eval_units=units)
+
+
+def held_out_figures(result: dict) -> dict[str, float]:
+    """The scores of an `evaluate` result as flat numbers (MNLI: "dev_matched_accuracy", ...);
+    timing, counts and the confusion matrix left out."""
+    figures = {}
+    for key, value in result.items():
+        if isinstance(value, dict) and key.startswith("dev"):
+            figures.update({f"{key}_{k}": v for k, v in held_out_figures(value).items()})
+        elif key in SCORES and isinstance(value, (int, float)):
+            figures[key] = float(value)
+    return figures
+
+
+# What a held-out evaluation logs while training (the keys `score` returns).
+SCORES = ("accuracy", "macro_f1", "f1", "mcc", "combined", "pearson", "spearman", "mse")
 
 
 def warn_truncated(feats: ClassifyFeatures, cfg) -> None:
@@ -166,7 +214,7 @@ def eval_splits(cfg, data: Path) -> list[str]:
     return ["dev"]
 
 
-def evaluate(plugin, cfg, model, data: Path, *, init: str | None) -> dict:
+def evaluate(plugin, cfg, model, data: Path, *, init: str | None, say_truncated=True) -> dict:
     """Logits over the dev set(s) at `data` in batches of `data.eval_batch_size` (XLA when
     `train.xla`), then GLUE's official metrics (data.glue_task) or accuracy, macro-F1 and the
     confusion matrix (Pearson, Spearman and MSE for regression), with latency and throughput.
@@ -175,7 +223,7 @@ def evaluate(plugin, cfg, model, data: Path, *, init: str | None) -> dict:
     splits = eval_splits(cfg, Path(data))
     sets = [read_split(cfg, Path(data), split, f"--init {init}") for split in splits]
     feats = [featurize(ds, vocab, lowercase=lowercase, seq_len=cfg.data.seq_len) for ds in sets]
-    for f in feats:
+    for f in feats if say_truncated else ():
         warn_truncated(f, cfg)
     joined = ClassifyFeatures(
         *(np.concatenate([getattr(f, k) for f in feats]) for k in INPUTS),
