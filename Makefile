@@ -4,6 +4,7 @@
 #
 #   make test PYTEST_ARGS='-k presets -x'
 #   make demo MODEL=electra
+#   make demo TASK=classify MODEL=electra
 #   make lint
 
 SHELL := bash
@@ -17,6 +18,7 @@ EXTRAS ?= dev
 HOROVOD_VERSION ?= 0.28.1
 WHEEL_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nvlm/wheels
 MODEL ?= bert
+TASK ?=
 PYTEST_ARGS ?=
 
 PY := $(VENV)/bin/python
@@ -28,7 +30,7 @@ LINT_PATHS := $(wildcard nvlm tests benchmarks tools)
 
 help:
 	@echo "make test      set up .venv (project + Horovod) and run pytest (PYTEST_ARGS=...)"
-	@echo "make demo      set up .venv and run tools/demo.sh (MODEL=bert|electra|transformer-xl)"
+	@echo "make demo      set up .venv and run tools/demo.sh (MODEL=bert|electra|transformer-xl, TASK=classify)"
 	@echo "make lint      ruff check + ruff format --check over $(LINT_PATHS)"
 	@echo "make format    ruff format + ruff check --fix"
 	@echo "make venv | install | horovod   the set-up steps one by one"
@@ -85,7 +87,7 @@ format: $(STAMPS)/install
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 demo: $(STAMPS)/horovod
-	PATH="$(abspath $(VENV))/bin:$$PATH" MODEL=$(MODEL) bash tools/demo.sh
+	PATH="$(abspath $(VENV))/bin:$$PATH" MODEL=$(MODEL) TASK=$(TASK) bash tools/demo.sh
 
 clean:
 	rm -rf demo-run build dist .pytest_cache .ruff_cache

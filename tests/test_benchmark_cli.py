@@ -4,6 +4,7 @@ fields, a 2-process point that really runs 2 processes, --compare, interruption,
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -158,8 +159,13 @@ def test_compare_puts_the_published_figure_beside_a_matching_point():
         (["--precision", "fp16"], "--precision 'fp16': 'fp16' is not one of fp32, tf32, amp, bf16"),
         (["--gpus", "0"], "--gpus '0': give comma-separated whole numbers >= 1"),
         (["--batch-sizes", "8,x"], "--batch-sizes '8,x': give comma-separated whole numbers"),
-        (["--task", "glue"], "--task 'glue': choose pretrain or squad"),
+        (["--task", "glue"], "--task 'glue': choose pretrain, squad or classify"),
         (["--task", "squad", "--data", "train.json"], "--task squad --data FILE needs --init"),
+        (
+            ["--task", "classify", "--data", "train.jsonl"],
+            "--task classify --data FILE needs --init CHECKPOINT (its vocab tokenizes the file); "
+            "drop --data to time synthetic text pairs",
+        ),  # fmt: skip
         (["--markdown", "--json"], "--markdown and --json both print on stdout"),
     ],
 )
@@ -176,6 +182,67 @@ def test_infer_refuses_options_that_do_not_apply():
     )
     result = invoke("benchmark", "infer", "--model", "transformer-xl", "--task", "squad")
     assert result.exit_code == 2 and "transformer-xl inference tasks are lm" in error_line(result)
+    result = invoke("benchmark", "infer", "--model", "bert", "--task", "glue")
+    assert "--task 'glue': bert inference tasks are squad, classify, features, mlm" in error_line(
+        result
+    )
+
+
+def test_train_refuses_classify_for_a_model_without_its_head():
+    result = invoke("benchmark", "train", "--model", "transformer-xl", "--task", "classify")
+    assert "--task classify: transformer-xl has no classification head (use --task pretrain)" in (
+        error_line(result)
+    )
+
+
+# --- classify: the fine-tuning spec and the classifier, on synthetic text pairs ------------------
+
+
+def _finite(record: dict, *keys: str) -> None:
+    for key in keys:
+        assert isinstance(record[key], float) and math.isfinite(record[key]), (key, record[key])
+        assert record[key] > 0, (key, record[key])
+
+
+def test_classify_training_point_times_the_fine_tuning_step_on_synthetic_pairs():
+    result = invoke("benchmark", "train", "--model", "bert", "--task", "classify", "--size",
+                    "tiny", "--batch-sizes", "2", "--seq-len", "32", "--steps", "2", "--warmup",
+                    "1", "--set", "model.num_labels=3", "--max-busy", "1", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output[-2000:]
+    (r,) = json.loads(result.stdout)
+    assert TRAIN_FIELDS <= set(r), TRAIN_FIELDS - set(r)
+    assert (r["task"], r["stage"], r["unit"]) == ("classify", "classify", "sequences/s")
+    assert (r["batch"], r["seq_len"], r["steps"], r["data"]) == (2, 32, 2, "synthetic")
+    _finite(r, "throughput_seq_per_s", "throughput_tok_per_s", "flops_per_sequence", "mfu")
+    # Counted at the real lengths of the pairs (padding aside): under a full window's count.
+    from nvlm import registry
+    from nvlm.bench import train_bench
+
+    plugin = registry.get("bert")
+    sweep = train_bench.TrainSweep(model="bert", task="classify", phase=1, preset=None,
+                                   size="tiny", precisions=("fp32",), batch_sizes=(2,),
+                                   gpus=(1,), seq_len=32, accumulation=None, xla=None, steps=2,
+                                   warmup=1, data=None, init=None, sets=())  # fmt: skip
+    cfg, _ = train_bench.resolve(plugin, sweep, sweep.points()[0], None)
+    full = plugin.flops_per_token(cfg, 32, task="classify") * 32
+    assert 0 < r["flops_per_sequence"] < full
+
+
+def test_classify_inference_points_of_electra_on_synthetic_pairs():
+    result = invoke("benchmark", "infer", "--model", "electra", "--task", "classify", "--size",
+                    "tiny", "--batch-sizes", "1,2", "--seq-len", "32", "--steps", "4",
+                    "--warmup", "0", "--max-busy", "1", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output[-2000:]
+    records = json.loads(result.stdout)
+    assert [r["batch"] for r in records] == [1, 2]
+    for r in records:
+        assert INFER_FIELDS <= set(r), INFER_FIELDS - set(r)
+        assert (r["task"], r["stage"], r["unit"], r["latency_per"]) == (
+            "classify", "classify", "sequences/s", "batch",
+        )  # fmt: skip
+        assert r["steps"] == 4 and r["seq_len"] == 32
+        _finite(r, "throughput_seq_per_s", "latency_avg_ms", "latency_p90_ms",
+                "latency_p99_ms", "flops_per_sequence", "mfu")  # fmt: skip
 
 
 def test_out_never_appends_to_a_file_nvlm_did_not_write(tmp_path):

@@ -19,6 +19,7 @@ from nvlm.bench.synthetic import (
     squad_arrays,
     word_shares,
 )
+from nvlm.bench.synthetic_classify import classify_features
 from nvlm.data.checksum import sha256_file
 from nvlm.data.lm.corpus import read_lm_directory
 from nvlm.data.pretraining.shards import read_shards
@@ -259,6 +260,43 @@ def test_squad_v2_has_a_third_unanswerable_and_inputs_only_without_targets():
     assert np.mean(a["input_mask"].sum(1) == 128) > 0.5  # long contexts fill a short window
     plain = squad_arrays(examples=10, seq_len=128, vocab_size=1000, targets=False)
     assert sorted(plain) == ["input_ids", "input_mask", "segment_ids"]
+
+
+# --- classification text pairs ---------------------------------------------------------------
+
+
+def test_classify_features_are_cls_a_sep_b_sep_pairs_with_balanced_labels():
+    f = classify_features(examples=2000, seq_len=128, vocab_size=30522, num_labels=3, seed=4)
+    ids, mask, seg = f.input_ids, f.input_mask, f.segment_ids
+    assert ids.shape == mask.shape == seg.shape == (2000, 128) and ids.dtype == np.int32
+    rows, n = np.arange(2000), mask.sum(1)
+    first_sep = np.argmax(ids == SEP, axis=1)
+    assert (ids[:, 0] == CLS).all() and (ids[rows, n - 1] == SEP).all()
+    assert ((ids == SEP).sum(1) == 2).all() and (ids[mask == 0] == PAD).all()
+    pos = np.arange(128)[None, :]
+    # Segment 1 is `b [SEP]`, as the classify task's `encode` lays a pair out.
+    assert (seg == ((pos > first_sep[:, None]) & (pos < n[:, None]))).all()
+    assert (first_sep > 1).all() and (n - first_sep > 2).all()  # neither text is empty
+    assert f.targets is None and set(np.unique(f.label_ids)) == {0, 1, 2}
+    assert np.bincount(f.label_ids).min() > 600
+    # The stated lengths: a median of 39 real tokens at seq 128, under 1% truncated.
+    assert 35 <= np.median(n) <= 43 and f.truncated < 20
+
+
+def test_classify_features_cut_long_pairs_longest_first_and_regress_on_0_to_5():
+    f = classify_features(examples=300, seq_len=16, vocab_size=1000, num_labels=1, seed=5)
+    assert f.label_ids is None and f.targets.dtype == np.float32
+    assert (0 <= f.targets).all() and (f.targets <= 5).all()
+    assert f.truncated > 150 and (f.input_ids < 1000).all()
+    full = f.input_mask.sum(1) == 16
+    assert full.sum() >= f.truncated  # a cut pair fills the window exactly
+    first = np.argmax(f.input_ids == SEP, axis=1) - 1  # pieces of the first text
+    assert (first >= 1).all() and (f.input_mask.sum(1) - first - 3 >= 1).all()
+
+
+def test_classify_features_refuse_a_window_with_no_room_for_a_pair():
+    with pytest.raises(UserError, match="sequence length must be at least 5 for a pair, not 4"):
+        classify_features(examples=1, seq_len=4, vocab_size=1000)
 
 
 # --- end to end -----------------------------------------------------------------------------

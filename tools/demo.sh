@@ -3,10 +3,12 @@
 #
 #   make demo                  # MODEL=bert
 #   make demo MODEL=electra
+#   make demo TASK=classify    # MODEL=bert|electra: pretrain, then a text classifier
 #   MODEL=transformer-xl bash tools/demo.sh    # with .venv/bin on PATH (make demo does that)
 #
-# Everything it writes goes to demo-run/<model>/ (gitignored; DEMO_DIR overrides demo-run),
-# emptied at the start so that every run starts from the same state.
+# Everything it writes goes to demo-run/<model>/ (demo-run/<model>-classify/ with TASK=classify;
+# gitignored; DEMO_DIR overrides demo-run), emptied at the start so that every run starts from
+# the same state.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +17,23 @@ case $model in
     bert | electra | transformer-xl | transformer_xl) ;;
     *)
         echo "demo: unknown MODEL '$model'; use bert, electra or transformer-xl" >&2
+        exit 2
+        ;;
+esac
+task=${TASK:-tour}
+case $task in
+    tour) ;;
+    classify)
+        case $model in
+            bert | electra) ;;
+            *)
+                echo "demo: TASK=classify needs MODEL=bert or MODEL=electra, not '$model'" >&2
+                exit 2
+                ;;
+        esac
+        ;;
+    *)
+        echo "demo: unknown TASK '$task'; use classify (or leave TASK unset for the tour)" >&2
         exit 2
         ;;
 esac
@@ -29,18 +48,55 @@ command -v nvlm >/dev/null || {
 }
 
 run_dir=${DEMO_DIR:-$root/demo-run}/$model
+[[ $task == classify ]] && run_dir=$run_dir-classify
 rm -rf -- "$run_dir"
 mkdir -p -- "$run_dir"
 cd -- "$run_dir"
 
 step() { printf '\n$ %s\n' "$*" >&2; "$@"; }
 
-echo "nvlm demo: model=$model, working in $run_dir" >&2
+echo "nvlm demo: model=$model, task=$task, working in $run_dir" >&2
 step nvlm --version
 step nvlm presets list
 
-case $model in
-    bert)
+case $task-$model in
+    classify-*)
+        # 1. Data: the synthetic corpus plus a labelled set about the same made-up world
+        #    (classify-train.jsonl / classify-dev.jsonl: a market day told with a positive or a
+        #    negative remark; the dev set is about other people), a WordPiece vocab, pretraining
+        #    shards (fewer documents than the tour: this tour's budget is ~5 minutes).
+        #    The vocab is trained on the labelled training texts too: their remark words are
+        #    not in the corpus, which would split them into pieces ("excellent" -> [UNK]: the
+        #    corpus has no "x").
+        step nvlm data demo-corpus --out data --documents 1000 --classify
+        step nvlm data vocab --input data/corpus.txt data/classify-train.jsonl --vocab-size 4000 \
+            --out vocab.txt
+        masking=()
+        [[ $model == bert ]] && masking=(--max-predictions 20) # ELECTRA masks at every step
+        step nvlm data pretraining --model "$model" --input data/corpus.txt --vocab vocab.txt \
+            --out shards --seq-len 128 "${masking[@]}" --dupe-factor 2 --workers 2
+        # 2. A short pretraining of a tiny model on CPU in bf16 (the tour's recipe, fewer steps).
+        step nvlm pretrain --model "$model" --preset cpu-bf16 --data shards --out "runs/$model" \
+            --set model.size=tiny --steps 150 --set train.lr=1e-2 --set train.lr_per_gpu=false
+        init=runs/$model
+        [[ $model == electra ]] && init=runs/electra/hf/discriminator
+        # 3. Fine-tune a classifier (the label set, positive and negative, is read from the
+        #    training file and kept with the run), evaluate on the dev set at the end, again
+        #    with nvlm eval (accuracy, macro-F1, confusion matrix, latency), and label new texts.
+        #    Dropout off: with it, the tiny ELECTRA stayed at chance (loss ln 2) in bf16 within
+        #    this budget (measured; in fp32, or in bf16 without dropout, it learns).
+        step nvlm finetune --model "$model" --task classify --data data/classify-train.jsonl \
+            --init "$init" --out runs/classify --preset cpu-bf16 --epochs 4 \
+            --set model.dropout=0 --set model.attention_dropout=0 \
+            --set data.seq_len=64 --set train.lr=1e-3 --set train.batch_size=16 \
+            --set train.lr_per_gpu=false --eval-data data/classify-dev.jsonl
+        step nvlm eval --task classify --init runs/classify --data data/classify-dev.jsonl
+        step nvlm predict --task classify --init runs/classify \
+            --text "Everyone said the plum dumplings at the market were delightful."
+        step nvlm predict --task classify --init runs/classify \
+            --text "The walk to the river was gloomy, and the soup was awful."
+        ;;
+    tour-bert)
         # 1. Data: our synthetic corpus (+ a SQuAD-format set about the same made-up world),
         #    a WordPiece vocab, BERT pretraining shards, and a check of the shards.
         step nvlm data demo-corpus --out data --documents 2000 --squad 1.1
@@ -62,7 +118,7 @@ case $model in
         context=$(python -c 'import json,sys; d=json.load(open("data/squad-dev.json")); print(d["data"][0]["paragraphs"][0]["context"])')
         step nvlm predict --model bert --init runs/squad --question "$question" --context "$context"
         ;;
-    electra)
+    tour-electra)
         # 1. Data: the same synthetic corpus and SQuAD-format set, a WordPiece vocab, ELECTRA
         #    pretraining shards (unmasked: masking is dynamic, at every step), and a check.
         step nvlm data demo-corpus --out data --documents 2000 --squad 1.1
@@ -86,7 +142,7 @@ case $model in
         context=$(python -c 'import json,sys; d=json.load(open("data/squad-dev.json")); print(d["data"][0]["paragraphs"][0]["context"])')
         step nvlm predict --model electra --init runs/squad --question "$question" --context "$context"
         ;;
-    transformer-xl | transformer_xl)
+    tour-transformer-xl | tour-transformer_xl)
         # 1. Data: the synthetic corpus as WikiText-style word-level text (punctuation split off,
         #    one line per sentence, documents split 90/5/5 into train/valid/test), then a
         #    frequency-ordered vocabulary and one token-id stream per split, and a check.
@@ -121,8 +177,9 @@ esac
 # Last: how fast the model's inference is on this machine, in the published tables' layout
 # (random tiny weights and synthetic inputs; speed does not depend on the weights' values;
 # --max-busy 1: a demo measures even on a busy machine, where a real benchmark would stop).
-case $model in
-    transformer-xl | transformer_xl) step nvlm benchmark infer --model transformer-xl --size tiny --batch-sizes 1,8 --steps 30 --max-busy 1 ;;
+case $task-$model in
+    classify-*) step nvlm benchmark infer --model "$model" --task classify --size tiny --seq-len 64 --batch-sizes 1,8 --steps 30 --max-busy 1 ;;
+    *-transformer-xl | *-transformer_xl) step nvlm benchmark infer --model transformer-xl --size tiny --batch-sizes 1,8 --steps 30 --max-busy 1 ;;
     *) step nvlm benchmark infer --model "$model" --size tiny --seq-len 128 --batch-sizes 1,8 --steps 30 --max-busy 1 ;;
 esac
 echo "nvlm demo: done (outputs in $run_dir)" >&2

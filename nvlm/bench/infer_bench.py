@@ -3,8 +3,9 @@ per precision x batch size.
 
 Each timed call is one batch through the model's inference function (`tf.function`, XLA when
 asked) ending with every output on the host, so a latency is what a caller waits for. BERT and
-ELECTRA: SQuAD span logits (`squad`), encoder features (`features`) or the pretraining heads
-(`mlm`), on synthetic features of the task's shape and padding. Transformer-XL: the evaluation
+ELECTRA: SQuAD span logits (`squad`), classification logits of text pairs (`classify`,
+`model.num_labels` outputs), encoder features (`features`) or the pretraining heads (`mlm`), on
+synthetic features of the task's shape and padding. Transformer-XL: the evaluation
 step of `nvlm eval` (log-probabilities of a segment of tgt_len tokens with mem_len of memory,
 X1's tgt 64 / mem 640), the memory carried from one batch to the next as in evaluation.
 
@@ -26,8 +27,8 @@ from nvlm.bench import timing
 from nvlm.errors import UserError
 
 TASKS = {
-    "bert": ("squad", "features", "mlm"),
-    "electra": ("squad", "features", "mlm"),
+    "bert": ("squad", "classify", "features", "mlm"),
+    "electra": ("squad", "classify", "features", "mlm"),
     "transformer-xl": ("lm",),
 }
 DISTINCT_BATCHES = 8  # inputs cycled through, so that no cache sees the same batch each call
@@ -52,7 +53,9 @@ class InferSweep:
     def stage(self, plugin) -> str:
         if plugin.name == "transformer-xl":
             return "eval"
-        return "squad" if self.task == "squad" else "pretrain_phase1"
+        if self.task in ("squad", "classify"):
+            return self.task  # the preset's fine-tuning section: its head, batch, seq_len
+        return "pretrain_phase1"
 
     def flags(self, precision: str) -> dict[str, Any]:
         from nvlm.registry import canonical
@@ -212,6 +215,11 @@ def _encoder_call(plugin, cfg, task: str, batch: int, init: str | None):
             examples=batch * DISTINCT_BATCHES, seq_len=seq, vocab_size=cfg.model.vocab_size,
             max_query_len=cfg.data.max_query_len, seed=cfg.train.seed, targets=False,
         )  # fmt: skip
+    elif task == "classify":
+        from nvlm.bench.train_bench import classify_features
+
+        feats = classify_features(cfg, batch * DISTINCT_BATCHES)
+        arrays = {k: getattr(feats, k) for k in ("input_ids", "input_mask", "segment_ids")}
     else:
         arrays = _pretraining_arrays(plugin, cfg, batch * DISTINCT_BATCHES)
     _load(plugin, model, cfg, init, task)
@@ -233,9 +241,8 @@ def _encoder_call(plugin, cfg, task: str, batch: int, init: str | None):
         for value in tf.nest.flatten(out):
             value.numpy()  # on the host: the caller's latency
 
-    flops_task = "squad" if task == "squad" else "features"
-    if task == "mlm":
-        flops_task = "pretrain"
+    # Each task's own count; mlm times the pretraining heads.
+    flops_task = {"squad": "squad", "classify": "classify", "mlm": "pretrain"}.get(task, "features")
     lengths = arrays["input_mask"][: batch * DISTINCT_BATCHES].astype(bool).sum(axis=1)
     flops = _inference_flops(plugin, cfg, lengths, flops_task)
     return call, seq, flops

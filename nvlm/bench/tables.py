@@ -73,6 +73,8 @@ def what(record: dict[str, Any]) -> str:
         return f"{name} {size} {job} (seq {record['seq_len']})"
     if task == "squad":
         return f"{name} {size} SQuAD (seq {record['seq_len']})"
+    if task == "classify":
+        return f"{name} {size} classification (seq {record['seq_len']})"
     if task == "lm":
         mem = f", mem {record['mem_len']}" if record.get("mem_len") is not None else ""
         return f"{name} {size} language model (tgt {record['seq_len']}{mem})"

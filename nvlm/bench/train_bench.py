@@ -3,7 +3,9 @@ per-process batch), each timed with the training loop `nvlm pretrain|finetune` r
 
 A point is the training code path itself: the config resolved as `nvlm pretrain` resolves it
 (preset, size, `--set`, accumulation re-derived for the process count), the model plugin's
-`train_spec` on real or synthetic data in the real on-disk format, the shared `Trainer`'s step
+`train_spec` on real or synthetic data in the real on-disk format (SQuAD and classify: the
+task's own `spec_from_arrays` / `spec_from_features` on synthetic features made in memory, the
+spec `nvlm finetune` builds from featurized files), the shared `Trainer`'s step
 (forward, backward, accumulation, allreduce, LAMB/AdamW), and for more than one process the
 launcher `nvlm pretrain --gpus N` uses. Checkpoints, logs and evaluation are off while timing.
 
@@ -48,7 +50,7 @@ class Point:
 @dataclass(frozen=True)
 class TrainSweep:
     model: str
-    task: str  # pretrain | squad
+    task: str  # pretrain | squad | classify
     phase: int
     preset: str | None
     size: str | None
@@ -73,8 +75,8 @@ class TrainSweep:
         ]
 
     def stage(self, plugin) -> str:
-        if self.task == "squad":
-            return "squad"
+        if self.task in ("squad", "classify"):
+            return self.task  # the preset's fine-tuning section, as `nvlm finetune` reads it
         return plugin.pretrain_stage(self.phase)
 
     def flags(self, point: Point) -> dict[str, Any]:
@@ -129,10 +131,11 @@ def resolve(plugin, sweep: TrainSweep, point: Point, data: Path | None):
 # ----------------------------------------------------------------------------- synthetic data
 def synthetic_data(plugin, sweep: TrainSweep, cfgs: list, directory: Path) -> Path | None:
     """Write the sweep's synthetic data in the real format (pretraining: shards / an LM corpus;
-    SQuAD: none, its features are made in memory by each rank), sized for its largest point."""
+    SQuAD, classify: none, their features are made in memory by each rank), sized for its
+    largest point."""
     from nvlm.bench import synthetic
 
-    if sweep.task == "squad":
+    if sweep.task in ("squad", "classify"):
         return None
     cfg = cfgs[0]
     need = max(c.global_batch * (sweep.steps + sweep.warmup) for c in cfgs)
@@ -171,6 +174,23 @@ def squad_arrays(plugin, cfg, examples: int) -> dict:
     )
 
 
+def classify_features(cfg, examples: int):
+    """Synthetic text pairs of the run's sequence length and label count (`model.num_labels`;
+    1: regression targets), as `nvlm.tasks.classify.featurize` lays them out."""
+    from nvlm.bench.synthetic_classify import classify_features as make
+
+    return make(examples=examples, seq_len=cfg.data.seq_len, vocab_size=cfg.model.vocab_size,
+                num_labels=cfg.model.num_labels, seed=cfg.train.seed)  # fmt: skip
+
+
+def _fine_tuning_examples(cfg, steps: int) -> int:
+    """In-memory fine-tuning examples of a point: twice a process's share of its steps, at
+    least two micro-batches (the order cycles through them endlessly: more would only cost
+    memory)."""
+    need = cfg.train.batch_size * steps * cfg.train.accumulation * 2
+    return max(min(need, MAX_SYNTHETIC_EXAMPLES), 2 * cfg.train.batch_size)
+
+
 # ------------------------------------------------------------------------ one point, one rank
 def measure_point(
     plugin,
@@ -204,10 +224,13 @@ def measure_point(
     if task == "squad" and data is None:
         from nvlm.tasks.squad import task as squad
 
-        examples = min(cfg.train.batch_size * (steps + warmup) * cfg.train.accumulation * 2,
-                       MAX_SYNTHETIC_EXAMPLES)  # fmt: skip
-        arrays = squad_arrays(plugin, cfg, max(examples, 2 * cfg.train.batch_size))
+        arrays = squad_arrays(plugin, cfg, _fine_tuning_examples(cfg, steps + warmup))
         spec = squad.spec_from_arrays(plugin, cfg, model, arrays, world)
+    elif task == "classify" and data is None:
+        from nvlm.tasks.classify import task as classify
+
+        feats = classify_features(cfg, _fine_tuning_examples(cfg, steps + warmup))
+        spec = classify.spec_from_features(plugin, cfg, model, feats, world)
     else:
         spec = plugin.train_spec(cfg, model, data, task, world, run=run, init=init)
     trainer = Trainer(spec, cfg.train, run, world=world, show_progress=False)
@@ -311,16 +334,21 @@ def rank_job(plugin, *, task: str, data: Path | None, run: Path, steps: int, war
 
 
 def check_sweep(sweep: TrainSweep, plugin) -> None:
-    if sweep.task not in ("pretrain", "squad"):
-        raise UserError(f"--task {sweep.task!r}: choose pretrain or squad")
+    if sweep.task not in ("pretrain", "squad", "classify"):
+        raise UserError(f"--task {sweep.task!r}: choose pretrain, squad or classify")
     if sweep.task == "squad" and "squad" not in plugin.tasks:
         raise UserError(f"--task squad: {plugin.name} has no SQuAD head (use --task pretrain)")
+    if sweep.task == "classify" and "classify" not in plugin.tasks:
+        raise UserError(
+            f"--task classify: {plugin.name} has no classification head (use --task pretrain)"
+        )
     if sweep.task == "pretrain" and "pretrain" not in plugin.tasks:
         raise UserError(f"--task pretrain: {plugin.name} cannot be pretrained here")
-    if sweep.task == "squad" and sweep.data is not None and not sweep.init:
+    if sweep.task in ("squad", "classify") and sweep.data is not None and not sweep.init:
+        what = "SQuAD features" if sweep.task == "squad" else "text pairs"
         raise UserError(
-            "--task squad --data FILE needs --init CHECKPOINT (its vocab tokenizes the file); "
-            "drop --data to time synthetic SQuAD features"
+            f"--task {sweep.task} --data FILE needs --init CHECKPOINT (its vocab tokenizes the "
+            f"file); drop --data to time synthetic {what}"
         )
     if sweep.steps < 1 or sweep.warmup < 0:
         raise UserError("--steps must be >= 1 and --warmup >= 0")

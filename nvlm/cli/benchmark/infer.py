@@ -30,7 +30,8 @@ def infer(
         str | None,
         typer.Option(
             "--task",
-            help="BERT, ELECTRA: squad | features | mlm (default squad); Transformer-XL: lm.",
+            help="BERT, ELECTRA: squad | classify | features | mlm (default squad); "
+            "Transformer-XL: lm. classify: text pairs, model.num_labels classes (default 2).",
         ),
     ] = None,
     preset: BenchPresetOption = None,
@@ -69,6 +70,8 @@ def infer(
     Examples:
 
         nvlm benchmark infer -m bert --size base --precision fp32,bf16
+
+        nvlm benchmark infer -m electra --size base --task classify --batch-sizes 1,8
 
         nvlm benchmark infer -m transformer-xl --batch-sizes 1,8,16,32 --json
     """

@@ -54,8 +54,9 @@ DataOption = Annotated[
     Path | None,
     typer.Option(
         "--data",
-        help="Real data: shards (pretrain) or a SQuAD JSON with --init (squad). Default: "
-        "synthetic data of the real format and statistics.",
+        help="Real data: shards (pretrain), a SQuAD JSON (squad) or a labelled JSONL/CSV/TSV "
+        "file (classify), the last two with --init. Default: synthetic data of the real "
+        "format and statistics.",
     ),
 ]
 WorkdirOption = Annotated[
@@ -71,7 +72,12 @@ WorkdirOption = Annotated[
 def train(
     model: ModelOption,
     task: Annotated[
-        str, typer.Option("--task", help="pretrain (BERT, ELECTRA, Transformer-XL) | squad.")
+        str,
+        typer.Option(
+            "--task",
+            help="pretrain (BERT, ELECTRA, Transformer-XL) | squad | classify (BERT, ELECTRA: "
+            "fine-tuning on text pairs, model.num_labels classes, default 2).",
+        ),
     ] = "pretrain",
     phase: Annotated[
         int, typer.Option("--phase", min=1, max=2, help="Pretraining phase: 1 (seq 128), 2 (512).")
@@ -112,6 +118,8 @@ def train(
         nvlm benchmark train -m bert --size tiny --precision fp32,bf16 --gpus 1,2
 
         nvlm benchmark train -m electra --preset dgxa100-amp --gpus 1,8 --compare
+
+        nvlm benchmark train -m bert --size base --task classify --seq-len 128 --batch-sizes 8
 
         nvlm benchmark train -m transformer-xl --size base --markdown
     """

@@ -27,7 +27,8 @@ def flops_per_token(
     H_g x E, tied decoder E x V). The generator's extra cost over a BERT step of the
     discriminator's size is therefore its encoder (about fraction^2 of the discriminator's
     weights at equal depth) -- the "extra FLOPs" of ELECTRA's recipe.
-    Other tasks (squad, features): the discriminator encoder only (heads under 1%).
+    Other tasks (squad, classify, features): the discriminator encoder only (heads under 1%:
+    classify's dense H x H + H x labels runs on [CLS] alone).
     """
     h, e, v = cfg.hidden_size, cfg.embedding_size, cfg.vocab_size
     forward = _encoder(h, cfg.num_layers, cfg.intermediate_size, seq_len, e)
