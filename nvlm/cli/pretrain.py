@@ -61,6 +61,16 @@ StepsOption = Annotated[
 ]
 
 
+HeldOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--eval-data",
+        help="bert, electra: held-out shards evaluated after the last step and every "
+        "train.eval_every steps (eval_* figures in metrics.jsonl and TensorBoard).",
+    ),
+]
+
+
 def pretrain(
     model: ModelOption,
     data: PretrainData,
@@ -75,6 +85,7 @@ def pretrain(
     controller: ControllerOption = "auto",
     dry_run: DryRunFlag = False,
     steps: StepsOption = None,
+    eval_data: HeldOut = None,
     precision: PrecisionOption = None,
     xla: XlaOption = None,
     sets: SetOption = None,
@@ -93,8 +104,10 @@ def pretrain(
     plugin = registry.get(model)
     stage = _stage(plugin, model, phase, init)
 
+    held_out = _held_out(plugin, model, eval_data)
+
     def resolve(processes: int | None):
-        return resolve_training_config(
+        cfg, notes = resolve_training_config(
             plugin,
             stage=stage,
             preset=preset,
@@ -107,20 +120,16 @@ def pretrain(
                 "train.steps": steps,
                 "train.precision": precision,
                 "train.xla": xla,
+                "data.eval_data": held_out,
             },
         )
+        if cfg.train.eval_every and cfg.data.eval_data is None:
+            raise UserError("train.eval_every evaluates held-out shards: pass --eval-data SHARDS")
+        return cfg, notes
 
     def train(cfg, resume_run: bool, overwrite_run: bool) -> dict:
-        return train_run(
-            plugin,
-            cfg,
-            run=out,
-            data=data,
-            task="pretrain",
-            init=init,
-            resume=resume_run,
-            overwrite=overwrite_run,
-        )
+        return train_run(plugin, cfg, run=out, data=data, task="pretrain", init=init,
+                         resume=resume_run, overwrite=overwrite_run)  # fmt: skip
 
     # What each launched rank runs (plus --config RUN/config.yaml): absolute paths, since a
     # rank on another node may start in another directory.
@@ -129,12 +138,26 @@ def pretrain(
         {"model": model, "phase": str(phase)},
         {"data": data, "out": out, "init": init},
     )
-    inputs = {"--data": data, "--init": init}
+    inputs = {"--data": data, "--init": init, "--eval-data": eval_data}
     job = TrainingJob(child, out, resolve, train, config, resume, overwrite, json_out, inputs)
     opts = LaunchOptions(gpus, launcher, hosts, hostfile, controller, dry_run)
     outcome = launch_training(job, opts)
     if json_out and outcome.reports:
         emit_json(outcome.summary)
+
+
+def _held_out(plugin, model: str, eval_data: Path | None) -> str | None:
+    """--eval-data as the absolute path every launched rank reads (config data.eval_data),
+    once it is shards of this model's kind (checked before a run directory exists)."""
+    if eval_data is None:
+        return None
+    if plugin.shard_kind is None:
+        raise UserError(
+            f"--eval-data applies to bert and electra pretraining; {model} evaluates with "
+            "nvlm eval --task lm"
+        )
+    plugin.data_overrides(eval_data)  # a one-line error for what is not its shards
+    return str(eval_data.resolve())
 
 
 def _stage(plugin, model: str, phase: int, init: str | None) -> str:

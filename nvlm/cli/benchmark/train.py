@@ -111,7 +111,7 @@ def train(
     out: RecordsOutOption = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Time training steps (forward, backward, allreduce, optimizer) of a model over precisions x process counts x batch sizes, and print the published tables' layout: throughput per precision, speedup, weak scaling, then every point's step times, allreduce share, MFU and memory.
+    r"""Time training steps (forward, backward, allreduce, optimizer) of a model over precisions x process counts x batch sizes, and print the published tables' layout: throughput per precision, speedup, weak scaling, then every point's step times, allreduce share, MFU and memory.
 
     Examples:
 
@@ -119,7 +119,8 @@ def train(
 
         nvlm benchmark train -m electra --preset dgxa100-amp --gpus 1,8 --compare
 
-        nvlm benchmark train -m bert --size base --task classify --seq-len 128 --batch-sizes 8
+        nvlm benchmark train -m bert --size base --task classify \
+          --seq-len 128 --batch-sizes 8
 
         nvlm benchmark train -m transformer-xl --size base --markdown
     """

@@ -44,7 +44,7 @@ class EncoderPlugin(ModelPlugin):
             return classify.train_spec(self, cfg, model, data, init=init, world=world)
         batches = self.pretrain_batches(cfg, data, world)
         seq = cfg.data.seq_len
-        return TrainSpec(
+        spec = TrainSpec(
             model=model,
             loss_fn=self.loss_fn(cfg, task),
             batches=batches,
@@ -53,6 +53,39 @@ class EncoderPlugin(ModelPlugin):
                 lambda n: self.flops_per_token(cfg, n), _real_lengths(data)
             ),
             metric_units=self.metric_units,
+        )
+        return self._with_held_out_shards(cfg, model, spec)
+
+    def _with_held_out_shards(self, cfg, model, spec):
+        """`spec` evaluating the held-out shards `data.eval_data` (`nvlm pretrain --eval-data`)
+        every `train.eval_every` steps and after the last one: the figures `nvlm eval --task
+        mlm` gives, logged as eval_*. ELECTRA draws its evaluation masks from the model's seed
+        generator: each evaluation starts from the generator's first state (the masks
+        `nvlm eval` draws, the same at every step, so the figures compare across steps) and
+        the training state is put back after it (a run with evaluation trains exactly as one
+        without)."""
+        import dataclasses
+
+        if cfg.data.eval_data is None:
+            return spec
+        data = Path(cfg.data.eval_data)
+        kept = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+        first = [v.numpy() for v in kept]  # built, not yet restored: the first state
+
+        def held_out() -> dict[str, float]:
+            saved = [v.numpy() for v in kept]
+            try:
+                for variable, value in zip(kept, first, strict=True):
+                    variable.assign(value)
+                result = self.evaluate_mlm(cfg, model, data)
+            finally:
+                for variable, value in zip(kept, saved, strict=True):
+                    variable.assign(value)
+            return {k: float(result[k]) for k in self.metric_units if k in result}
+
+        every = cfg.train.eval_every or spec.total_steps or cfg.train.steps
+        return dataclasses.replace(
+            spec, evaluate=held_out, eval_every=every, eval_units=dict(self.metric_units)
         )
 
     def evaluate(
