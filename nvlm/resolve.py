@@ -155,8 +155,28 @@ def resolve_training_config(
         sets=sets,
         flags={**flags, **fixed},
     )
+    notes += _derived_notes(first.config, final.config, fixed, prov)
     # More processes than this one: nvlm.launch.training starts them (or refuses, one line).
     return final.config, notes
+
+
+def _derived_notes(before, after, fixed: Mapping[str, Any], prov: Mapping[str, str]) -> list[str]:
+    """Model settings that the config derives from what the data or --init fixed (e.g.
+    Transformer-XL's default cutoffs from the vocabulary) and that changed with it."""
+    import dataclasses
+
+    causes = [f"{k}={v}" for k, v in fixed.items() if _get(before, k) != v]
+    notes = []
+    for f in dataclasses.fields(after.model):
+        key = f"model.{f.name}"
+        old, new = getattr(before.model, f.name), getattr(after.model, f.name)
+        if old != new and key not in fixed and not _user_set(prov, key) and causes:
+            shown = list(new) if isinstance(new, tuple) else new
+            was = list(old) if isinstance(old, tuple) else old
+            notes.append(
+                f"{key}={shown} derived from {', '.join(causes)} (not {was}; set {key} to choose)"
+            )
+    return notes
 
 
 def _get(cfg, dotted: str) -> Any:

@@ -395,9 +395,12 @@ def test_launcher_user_errors_are_one_line(rank_shards, tmp_path, bin_dir, extra
 
 
 def test_a_launcher_that_is_not_installed(rank_shards, tmp_path, monkeypatch):
+    # Without --dry-run (a dry run prints it with a warning: test_dry_run_without_launcher.py).
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    result = dry_run(rank_shards, tmp_path / "run", "--gpus", "2", "--launcher", "srun")
+    result = invoke("pretrain", "--model", "bert", "--preset", "cpu-fp32", "--data", rank_shards,
+                    "--out", tmp_path / "run", "--set", "model.size=tiny", "--gpus", "2",
+                    "--launcher", "srun")  # fmt: skip
     assert result.exit_code == 2
     assert "launcher srun is not installed" in result.stderr.strip().splitlines()[-1]
 

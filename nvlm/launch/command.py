@@ -182,8 +182,13 @@ def choose_launcher(
     requested: str,
     env: Mapping[str, str] | None = None,
     find: Callable[[str], str | None] = find_launcher,
+    *,
+    installed: bool = True,
 ) -> str:
-    """'auto' -> srun in a Slurm allocation, else horovodrun when installed, else mpirun."""
+    """'auto' -> srun in a Slurm allocation, else horovodrun when installed, else mpirun.
+
+    `installed=False` (--dry-run) accepts a named launcher that is not on this machine: the
+    command may be meant for another one (a login node without srun writing a Slurm script)."""
     env = os.environ if env is None else env
     name = requested.strip().lower()
     if name not in CHOICES:
@@ -200,7 +205,7 @@ def choose_launcher(
             "no launcher found: install Horovod (horovodrun; `make horovod`) or Open MPI "
             "(mpirun), or pass --gpus 1 to train in this process; `nvlm doctor` shows what is there"
         )
-    if not find(name):
+    if installed and not find(name):
         raise UserError(
             f"launcher {name} is not installed (not on PATH); `nvlm doctor` lists the launchers "
             "found, or pass --launcher auto"

@@ -126,7 +126,7 @@ def launch_training(job: TrainingJob, opts: LaunchOptions) -> Outcome:
 def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
     from nvlm import config as config_mod
     from nvlm import run_dir
-    from nvlm.report import info
+    from nvlm.report import info, warn
 
     requested = opts.launcher.strip().lower()
     if requested not in command_mod.CHOICES:
@@ -151,7 +151,8 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
             return Outcome(None, "dry-run")
         return Outcome(job.train(cfg, job.resume, job.overwrite), "here")
 
-    launcher = command_mod.choose_launcher(requested)
+    launcher = command_mod.choose_launcher(requested, installed=not opts.dry_run)
+    executable = command_mod.find_launcher(launcher)
     plan = command_mod.LaunchPlan(
         launcher=launcher,
         processes=n,
@@ -162,7 +163,7 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         controller=command_mod.default_controller(opts.controller, _mpi_built),
         env=dict(os.environ),
         as_root=_is_root(),
-        executable=command_mod.find_launcher(launcher),
+        executable=executable,
         cpu_workers=not _gpus_visible(),
     )
     cmd = command_mod.build_command(plan)
@@ -172,6 +173,11 @@ def _from_shell(job: TrainingJob, opts: LaunchOptions) -> Outcome:
         f"{t.accumulation} x {n}, effective lr {cfg.effective_lr:g}"
     )
     if opts.dry_run:
+        if executable is None:
+            warn(
+                f"{launcher} is not installed here: the command is printed for another machine "
+                f"(it runs {launcher} from that machine's PATH)"
+            )
         if job.json_out:
             from nvlm.report import emit_json
 

@@ -57,6 +57,14 @@ ShortSeqProbOption = Annotated[
         help="Chance of a shorter target length (default: 0.1 BERT, 0.05 ELECTRA).",
     ),
 ]
+HoldoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--holdout-documents",
+        help="Documents kept out of training, as a held-out shard set in OUT/heldout/: a count "
+        "(1 or more), or a fraction if below 1 (0.01 = 1% of the documents).",
+    ),
+]
 SplitSentencesFlag = Annotated[
     bool,
     typer.Option(
@@ -88,6 +96,7 @@ def pretraining(
     ] = 0,
     workers: WorkersOption = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 12345,
+    holdout_documents: HoldoutOption = None,
     lowercase: LowercaseFlag = True,
     whole_word_masking: Annotated[
         bool, typer.Option("--whole-word-masking", help="Mask every piece of a chosen word (BERT).")
@@ -102,10 +111,12 @@ def pretraining(
 
     Re-running the same command keeps finished shards and makes only the missing ones.
 
+    --holdout-documents keeps whole documents (drawn from --seed) out of the training shards and makes OUT/heldout/ from them, for `nvlm eval --data OUT/heldout` and `nvlm pretrain --eval-data OUT/heldout`.
+
     Example:
 
         nvlm data pretraining --model bert --input corpus/ --vocab vocab.txt \
-          --out data/bert-128 --shards 8 --workers 4
+          --out data/bert-128 --shards 8 --workers 4 --holdout-documents 0.01
     """
     from nvlm.data.inputs import expand_inputs
     from nvlm.data.pretraining.config import PretrainingConfig
@@ -117,7 +128,7 @@ def pretraining(
         model.value, seq_len=seq_len, max_predictions=max_predictions, masked_lm_prob=masked_lm_prob,
         dupe_factor=dupe_factor, short_seq_prob=short_seq_prob, shards=shards, seed=seed,
         lowercase=lowercase, whole_word_masking=whole_word_masking, split_sentences=split_sentences,
-        lang=lang, errors=errors,
+        lang=lang, errors=errors, holdout_documents=holdout_documents,
     )  # fmt: skip
     if model is Model.electra and (max_predictions or masked_lm_prob or whole_word_masking):
         console().print(
@@ -132,10 +143,12 @@ def pretraining(
             cfg, paths, vocab, out, workers=workers or os.cpu_count() or 1, overwrite=overwrite,
             progress=PipelineProgress,  # on stderr: it never mixes with --json on stdout
         )  # fmt: skip
-    finish(
-        f"nvlm data pretraining ({summary['model']})",
-        summary,
-        json_,
+    keys = (
         "out documents sentences tokens instances masked_tokens shards shards_built shards_kept "
-        "workers tokens_per_second seconds",
+        "workers tokens_per_second seconds"
     )
+    if "heldout" in summary and not json_:
+        # The table is flat: the held-out set's figures go in as rows of their own.
+        summary = {**summary, **{f"held-out_{k}": v for k, v in summary["heldout"].items()}}
+        keys += " held-out_out held-out_documents held-out_instances held-out_shards"
+    finish(f"nvlm data pretraining ({summary['model']})", summary, json_, keys)

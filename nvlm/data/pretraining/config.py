@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from nvlm.data.pretraining.holdout_split import holdout_count
 from nvlm.data.text_reader import ERROR_MODES
 from nvlm.errors import UserError
 
@@ -42,6 +43,8 @@ class PretrainingConfig:
         split_sentences: the input is raw paragraphs; split them with pysbd.
         lang: pysbd language for --split-sentences.
         errors: "strict" stops on bytes that are not UTF-8; "replace" substitutes U+FFFD.
+        holdout_documents: documents kept out of training for a held-out set in DIR/heldout/:
+            a count (1 or more, whole) or a fraction below 1; None = no held-out set.
 
     Example:
         >>> PretrainingConfig.create("bert", shards=4).dupe_factor
@@ -61,6 +64,7 @@ class PretrainingConfig:
     split_sentences: bool = False
     lang: str = "en"
     errors: str = "strict"
+    holdout_documents: float | None = None
 
     @classmethod
     def create(cls, model: str, **given) -> PretrainingConfig:
@@ -110,5 +114,13 @@ class PretrainingConfig:
                 f"--errors must be one of {', '.join(ERROR_MODES)}, not {self.errors!r}"
             )
 
+        if self.holdout_documents is not None:
+            holdout_count(self.holdout_documents, 1)  # refuse <= 0 and 2.5 before reading input
+
     def to_json(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        # Absent rather than null when unused: a directory made before the option existed
+        # keeps the same parameters, so its rerun still resumes instead of being refused.
+        if values["holdout_documents"] is None:
+            del values["holdout_documents"]
+        return values

@@ -10,6 +10,9 @@ Order of work, so that a mistake costs nothing and an interruption costs little:
      leaves no orphan writing into DIR); each shard is written under a hidden temporary name
      and renamed when complete, then its record is saved at once (resume point);
   4. write manifest.json last, then drop the state directory.
+With --holdout-documents, the held-out documents (`HoldoutSplit`) become DIR/heldout/, a shard
+set of its own made the same way (steps 2-4) before the training shards, whose manifest is then
+written last of all.
 On any error the temporary files and token spills are removed; completed, recorded shards stay
 (they are valid, and a re-run keeps them). A full disk is one line (`nvlm.outputs.disk_full`).
 """
@@ -32,6 +35,7 @@ from nvlm.data.checksum import sha256_file
 from nvlm.data.inputs import scan_inputs
 from nvlm.data.manifest import FORMAT_VERSION, identity_difference, write_manifest
 from nvlm.data.pretraining.config import AUTO_SHARD_BYTES, PretrainingConfig
+from nvlm.data.pretraining.holdout_split import HELDOUT_DIR, HoldoutSplit
 from nvlm.data.pretraining.shard_format import (
     KIND_PRETRAINING,
     MANIFEST,
@@ -86,7 +90,13 @@ def prepare_pretraining(
     check_writable_dir(out)
     vocab = _load_vocab(vocab_path, cfg)
     files = scan_inputs(inputs, cfg.errors)
-    cfg = _settle_shards(cfg, files)
+    documents = sum(f.documents for f in files)
+    split = None
+    if cfg.holdout_documents is not None:
+        split = HoldoutSplit.plan(
+            cfg.holdout_documents, seed=cfg.seed, documents=documents, need=_need(cfg)
+        )
+    cfg = _settle_shards(cfg, files, split.training_documents if split else documents)
     identity = {
         "parameters": cfg.to_json(),
         "inputs": [f.to_json() for f in files],
@@ -97,17 +107,28 @@ def prepare_pretraining(
             "special_ids": vocab.special_ids,
         },
     }
+    if split is not None:
+        identity["split"] = split.identity()
     created_dir = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
         with exclusive_lock(out, lambda: _BUSY.format(out=out)):
             records = _claim_directory(out, identity, cfg.shards, overwrite)
+            heldout = None
+            if split is not None:
+                # Held-out set first, training manifest last: DIR reads as finished only once
+                # both sides are (a rerun finishes whichever is not).
+                heldout = _prepare_heldout(cfg, identity, split, inputs, vocab, vocab_path,
+                                           out / HELDOUT_DIR, workers, progress)  # fmt: skip
             summary = _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers,
-                             progress)  # fmt: skip
+                             progress, split)  # fmt: skip
     except BaseException:
         if created_dir and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+    if heldout is not None:
+        summary["tokens_built"] += heldout.pop("tokens_built")
+        summary["heldout"] = heldout
     seconds = time.perf_counter() - started
     tokens_built = summary.pop("tokens_built")
     return {
@@ -136,10 +157,15 @@ def _load_vocab(vocab_path: Path, cfg: PretrainingConfig) -> Vocab:
     return vocab
 
 
-def _settle_shards(cfg: PretrainingConfig, files: list) -> PretrainingConfig:
-    """Resolve --shards 0 (one per 64 MiB of input) and check the corpus can fill them."""
-    documents = sum(f.documents for f in files)
-    need = 2 if cfg.model == "bert" else 1
+def _need(cfg: PretrainingConfig) -> int:
+    """Documents a shard needs at least: BERT's random next segment comes from another one."""
+    return 2 if cfg.model == "bert" else 1
+
+
+def _settle_shards(cfg: PretrainingConfig, files: list, documents: int) -> PretrainingConfig:
+    """Resolve --shards 0 (one per 64 MiB of input) and check the `documents` used for
+    training (all of them, or those a held-out split leaves) can fill them."""
+    need = _need(cfg)
     if documents < need:
         raise UserError(
             f"the input has {documents} document; BERT pretraining needs at least 2 (the random "
@@ -151,7 +177,8 @@ def _settle_shards(cfg: PretrainingConfig, files: list) -> PretrainingConfig:
         cfg = dataclasses.replace(cfg, shards=max(1, min(auto, documents // need)))
     if documents < need * cfg.shards:
         raise UserError(
-            f"the input has {documents} document(s), too few for {cfg.shards} shard(s)"
+            f"{'the input has' if cfg.holdout_documents is None else 'training keeps'} "
+            f"{documents} document(s), too few for {cfg.shards} shard(s)"
             + (
                 " (BERT needs 2 per shard: random next segments come from another document)"
                 if need == 2
@@ -162,8 +189,29 @@ def _settle_shards(cfg: PretrainingConfig, files: list) -> PretrainingConfig:
     return cfg
 
 
-def _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers, progress) -> dict:
-    """Build the shards `records` lacks, then the vocab copy and the manifest."""
+def _prepare_heldout(cfg, identity, split, inputs, vocab, vocab_path, out, workers, progress):
+    """Make DIR/heldout: the held-out documents as a shard set of its own (same parameters,
+    its share of the shards), resumable and atomic as the training set is."""
+    cfg = dataclasses.replace(cfg, shards=split.shards(cfg.shards, _need(cfg)))
+    identity = {**identity, "parameters": cfg.to_json()}
+    out.mkdir(exist_ok=True)
+    try:
+        # --overwrite already emptied it (with the rest of DIR) in the training set's claim.
+        records = _claim_directory(out, identity, cfg.shards, overwrite=False)
+        summary = _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers,
+                         progress, split, role="heldout")  # fmt: skip
+    except BaseException:
+        if not any(out.iterdir()):
+            out.rmdir()
+        raise
+    return {k: summary[k] for k in ("out", "documents", "sentences", "tokens", "instances",
+                                    "masked_tokens", "shards", "shards_built", "tokens_built")}  # fmt: skip
+
+
+def _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers, progress,
+           split=None, role="training") -> dict:  # fmt: skip
+    """Build the shards `records` lacks, then the vocab copy and the manifest. With a held-out
+    `split`, only the documents of `role` ("training" or "heldout") are used."""
     partial = out / PARTIAL_DIR
     partial.mkdir(exist_ok=True)
     write_json(partial / _PARAMS, identity)
@@ -180,16 +228,19 @@ def _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers, prog
         if missing:
             owned = [tuple(missing[w::workers]) for w in range(workers)]
             threads = max(1, (os.cpu_count() or 1) // workers)
+            side = {"role": role, "heldout": frozenset(split.heldout)} if split else {}
             jobs = [
                 WorkerJob(cfg, tuple(str(p) for p in inputs), str(vocab_path), str(out),
-                          str(partial), own, threads, os.getpid())
+                          str(partial), own, threads, os.getpid(), **side)
                 for own in owned
             ]  # fmt: skip
 
             def on_record(record: dict) -> None:
                 records[int(record["name"].split("-")[1].split(".")[0])] = record
 
-            documents = sum(i["documents"] for i in identity["inputs"])
+            documents = (
+                split.count(role) if split else sum(i["documents"] for i in identity["inputs"])
+            )
             todo = sum(len(range(s, documents, cfg.shards)) for s in missing)
             display = progress(todo, len(missing)) if progress else contextlib.nullcontext()
             with display as sink:
@@ -201,7 +252,7 @@ def _build(cfg, identity, records, inputs, vocab, vocab_path, out, workers, prog
     # A copy of the vocab makes the directory self-contained (training and `nvlm predict` find
     # the ids' meaning next to the shards).
     write_bytes(out / VOCAB_COPY, Path(vocab_path).read_bytes())
-    manifest = _manifest(cfg, identity, records, vocab)
+    manifest = _manifest(cfg, identity, records, vocab, role)
     write_manifest(out, manifest)
     shutil.rmtree(partial, ignore_errors=True)
     return {
@@ -222,8 +273,12 @@ def _claim_directory(out: Path, identity: dict, shards: int, overwrite: bool) ->
     Only a shard whose sha256 matches a record (the manifest's, or one a worker wrote after
     the shard was complete) is kept; everything else nvlm left there (shards finished by a
     killed run but never recorded, temporary files, token spills) is removed and rebuilt.
+    With a held-out split, DIR/heldout/ is claimed on its own (`_prepare_heldout`).
     """
-    if not any(out.iterdir()):
+    # An unfinished held-out set alone (killed before the training side began) is resumed
+    # by its own claim, not a reason to refuse DIR.
+    ignored = {HELDOUT_DIR} if "split" in identity else set()
+    if not any(p.name not in ignored for p in out.iterdir()):
         return {}
     if overwrite:
         _remove_ours(out)
@@ -251,6 +306,12 @@ def _claim_directory(out: Path, identity: dict, shards: int, overwrite: bool) ->
             f"--out {out} was made with other parameters: {difference}",
             hint="use another --out, or --overwrite to replace it",
         )
+    old_split, new_split = _split_of(previous), _split_of(identity)
+    if old_split != new_split:
+        raise UserError(
+            f"--out {out} was made with another held-out split: {old_split} (now {new_split})",
+            hint="use another --out, or --overwrite to replace it",
+        )
     kept: dict[int, dict] = {}
     for record in old_records:
         index = int(record["name"].split("-")[1].split(".")[0])
@@ -259,6 +320,18 @@ def _claim_directory(out: Path, identity: dict, shards: int, overwrite: bool) ->
             kept[index] = record
     _remove_unrecorded(out, {record["name"] for record in kept.values()})
     return kept
+
+
+def _split_of(identity: dict) -> str:
+    """The held-out split of an identity or manifest, in words that tell two splits apart."""
+    split = identity.get("split")
+    if not split:
+        return "none"
+    return (
+        f"{split['heldout_documents']} of {split['documents']} documents held out "
+        f"(--holdout-documents {split['requested']:g} --seed {split['seed']}, "
+        f"sha256 {split['heldout_sha256'][:12]})"
+    )
 
 
 def _read_json(path: Path) -> dict | None:
@@ -294,6 +367,12 @@ def _remove_unrecorded(out: Path, keep: set[str]) -> None:
 
 
 def _remove_ours(out: Path) -> None:
+    heldout = out / HELDOUT_DIR
+    if heldout.is_dir():
+        # Only nvlm's files in it too; the directory goes if that leaves it empty.
+        _remove_ours(heldout)
+        if not any(heldout.iterdir()):
+            heldout.rmdir()
     for path in [out / MANIFEST, out / PARTIAL_DIR, out / VOCAB_COPY, *out.glob("shard-*.hdf5"),
                  *_temporaries(out)]:  # fmt: skip
         if path.is_dir():
@@ -367,7 +446,7 @@ def _clean_up(out: Path, partial: Path) -> None:
 
 
 def _manifest(
-    cfg: PretrainingConfig, identity: dict, records: dict[int, dict], vocab: Vocab
+    cfg: PretrainingConfig, identity: dict, records: dict[int, dict], vocab: Vocab, role: str
 ) -> dict:
     shards = [records[i] for i in sorted(records)]
     counts = {
@@ -390,5 +469,6 @@ def _manifest(
         if cfg.model == "bert"
         else None,
         "counts": counts,
+        **({"split": {"role": role, **identity["split"]}} if "split" in identity else {}),
         "shards": shards,
     }

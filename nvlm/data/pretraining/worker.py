@@ -2,7 +2,8 @@
 
 A worker reads the whole input (reading is cheap next to tokenizing) and keeps only documents
 whose shard it owns: document d belongs to shard d mod shards, and shard s to worker s mod
-workers. It tokenizes them in large batches (`encode_batch_fast`, Rust), spills the ids to disk
+workers. With a held-out split (`HoldoutSplit`) a job sees only the documents of its side
+(`role`), numbered again 0, 1, ... in input order before taking them modulo shards. It tokenizes them in large batches (`encode_batch_fast`, Rust), spills the ids to disk
 (`TokenSpill`), and then builds each owned shard in turn. It talks to the parent only through
 `report(kind, payload)`: a multiprocessing queue in a child, a direct call in-process.
 """
@@ -48,6 +49,10 @@ class WorkerJob:
     owned: tuple[int, ...]
     threads: int  # tokenizer (rayon) threads for this worker
     parent_pid: int = 0  # a spawned worker dies with this process
+    # "all" (no split), or the side of a held-out split this job builds, with the held-out
+    # document indices (input order) that decide it.
+    role: str = "all"
+    heldout: frozenset[int] = frozenset()
 
 
 def record_path(spill_dir: Path, index: int) -> Path:
@@ -102,8 +107,15 @@ def _tokenize(job: WorkerJob, tokenizer, owned: set[int], spills: dict, report: 
     batch_counts: list[int] = []  # sentences of each document
     batch_sents: list[str] = []
     paths = [Path(p) for p in job.inputs]
+    want_heldout = job.role == "heldout"
+    position = -1  # index of the document among those of this job's side
     for doc_index, lines in enumerate(iter_documents(paths, cfg.errors)):
-        shard = doc_index % cfg.shards
+        # Skipped before tokenizing: the other side's sentences never reach this job's shards,
+        # so no instance (nor a random next segment) can take them.
+        if job.role != "all" and (doc_index in job.heldout) != want_heldout:
+            continue
+        position += 1
+        shard = position % cfg.shards
         if shard not in owned:
             continue
         sentences = split_document(lines, cfg.lang) if cfg.split_sentences else lines

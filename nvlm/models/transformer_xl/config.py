@@ -20,6 +20,23 @@ def _f(default: Any, **bounds: float) -> Any:
 WT103_CUTOFFS = (19997, 39997, 199997)
 WT103_VOCAB = 267735
 
+# A recipe cutoff is kept only when at least this many words lie beyond it: a smaller last
+# cluster costs an extra head entry and projection for a few rare words and saves almost
+# nothing. So with the WikiText-103 recipe a vocabulary under 20,997 words (19,997 + 1,000)
+# gets a plain softmax, WikiText-2's 33,278 words get [19997].
+MIN_TAIL_WORDS = 1000
+
+
+def fit_cutoffs(vocab_size: int, recipe: tuple[int, ...] = WT103_CUTOFFS) -> tuple[int, ...]:
+    """The recipe's cutoffs that fit a vocabulary: those with at least `MIN_TAIL_WORDS` words
+    after them; () (a plain softmax) when none does.
+
+    >>> fit_cutoffs(33278)
+    (19997,)
+    """
+    return tuple(c for c in recipe if vocab_size - c >= MIN_TAIL_WORDS)
+
+
 # tiny: ours, trains in seconds on CPU (tests, demo), full softmax. small: ours, ~1/8 of base's
 # compute, for CPU experiments. base: X1's WikiText-103 base (16 layers, d_model 512).
 # large: the paper's 18-layer WikiText-103 model (Dai et al. 2019, appendix: d_model 1024,
@@ -68,7 +85,8 @@ class TransformerXLConfig(ModelConfig):
         d_embed: embedding width of the first cluster; 0 means d_model.
         div_val: each further adaptive cluster has an embedding d_embed / div_val**i wide.
         cutoffs: adaptive-softmax cluster boundaries (increasing, inside the vocabulary);
-            empty for a plain softmax.
+            empty for a plain softmax. None (the default, when neither the size nor the user
+            sets them): the WikiText-103 recipe's cutoffs that fit `vocab_size` (`fit_cutoffs`).
         tie_weight: the output layer reuses the embedding tables.
         tie_projs: the output layer reuses the embedding projections...
         proj_share_all_but_first: ...of every cluster but the first (X1's WikiText-103 choice).
@@ -93,7 +111,7 @@ class TransformerXLConfig(ModelConfig):
     d_inner: int = _f(2048, ge=1)
     d_embed: int = _f(0, ge=0)
     div_val: int = _f(1, ge=1)
-    cutoffs: tuple[int, ...] = WT103_CUTOFFS
+    cutoffs: tuple[int, ...] | None = None
     tie_weight: bool = True
     tie_projs: bool = True
     proj_share_all_but_first: bool = True
@@ -112,6 +130,10 @@ class TransformerXLConfig(ModelConfig):
                 f"unknown Transformer-XL size {self.size!r}",
                 hint=f"choose one of {', '.join(SIZES)}",
             )
+        if self.cutoffs is None:
+            # Derived here, not in the plugin, so that every caller (pretrain, eval, bench) gets
+            # the same cutoffs for a vocabulary; explicit cutoffs are checked, never adjusted.
+            object.__setattr__(self, "cutoffs", fit_cutoffs(self.vocab_size))
         cuts = list(self.cutoffs)
         if any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)) or (cuts and cuts[0] <= 0):
             raise UserError(
