@@ -72,6 +72,14 @@ class TrainConfig:
     # the end of each epoch; 0 / false: only after the last step. docs/classification.md.
     eval_every: int = _f(0, ge=0)
     eval_each_epoch: bool = False
+    # Keep the checkpoint with the best held-out figure METRIC (an eval figure without its
+    # "eval_" prefix, e.g. mlm_loss, ppl, f1) under RUN/best/; None: no best checkpoint.
+    keep_best: str | None = None
+    # How token-level losses are normalised (docs/distributed.md): "step_tokens" divides each
+    # micro-batch's summed loss by the target tokens (or examples) of the whole optimizer step
+    # over all micro-batches and ranks, so a step does not depend on how its examples are
+    # split; "micro_batch" is the reference recipes' mean per micro-batch, then averaged.
+    loss_normalization: Literal["step_tokens", "micro_batch"] = "step_tokens"
     allreduce_fp16: bool = False
     gpus: int = _f(1, ge=1)  # data-parallel processes (GPUs, or CPU processes)
 

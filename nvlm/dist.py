@@ -41,10 +41,15 @@ class SingleProcess:
     controller = "none"
     device = "default"
 
-    def allreduce_grads(self, grads: Sequence, compress_fp16: bool = False) -> list:
+    def allreduce_grads(
+        self, grads: Sequence, compress_fp16: bool = False, average: bool = True
+    ) -> list:
         return list(grads)
 
     def allreduce_mean(self, values, name: str):
+        return values
+
+    def allreduce_sum(self, values, name: str):
         return values
 
     def broadcast(self, variables: Sequence) -> None:
@@ -73,14 +78,22 @@ class HorovodWorld:
         self.controller = "mpi" if hvd.mpi_enabled() else "gloo"
         self.device = pin_process(self.local_rank, self.local_size)
 
-    def allreduce_grads(self, grads: Sequence, compress_fp16: bool = False) -> list:
+    def allreduce_grads(
+        self, grads: Sequence, compress_fp16: bool = False, average: bool = True
+    ) -> list:
+        """The ranks' gradients summed, or averaged (`average`), in one grouped allreduce."""
         hvd = self._hvd
         compression = hvd.Compression.fp16 if compress_fp16 else hvd.Compression.none
-        return list(hvd.grouped_allreduce(list(grads), op=hvd.Average, compression=compression))
+        op = hvd.Average if average else hvd.Sum
+        return list(hvd.grouped_allreduce(list(grads), op=op, compression=compression))
 
     def allreduce_mean(self, values, name: str):
         """The mean over ranks of a float32 vector (eager; every rank calls it with `name`)."""
         return self._hvd.allreduce(values, op=self._hvd.Average, name=name)
+
+    def allreduce_sum(self, values, name: str):
+        """The sum over ranks of a vector (eager; every rank calls it with `name`)."""
+        return self._hvd.allreduce(values, op=self._hvd.Sum, name=name)
 
     def broadcast(self, variables: Sequence) -> None:
         import tensorflow as tf

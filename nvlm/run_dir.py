@@ -39,6 +39,7 @@ RESUME_SAFE = {
     "data.eval_data",
     "train.eval_every",
     "train.eval_each_epoch",
+    "train.keep_best",
 }
 
 # The layout of a run directory: every name nvlm gives a file in RUN is spelled here only.
@@ -54,9 +55,10 @@ VOCAB = "vocab.txt"  # the vocab the model was trained with (the name HF directo
 TOKENIZER_CONFIG = "tokenizer_config.json"  # {"do_lower_case": ...}, as Hugging Face reads it
 HF_EXPORT = "hf"  # Hugging Face exports of the trained model
 EVAL = "eval"  # evaluation outputs (predictions, null odds)
+BEST = "best"  # the checkpoint of the best held-out figure (train.keep_best): a run
 # Everything nvlm itself writes in a run directory; --overwrite removes these and only these.
 OWNED = (MARKER, CONFIG, CHECKPOINTS, METRICS, TENSORBOARD, LOGS, SUMMARY, VOCAB,
-         TOKENIZER_CONFIG, HF_EXPORT, EVAL)  # fmt: skip
+         TOKENIZER_CONFIG, HF_EXPORT, EVAL, BEST)  # fmt: skip
 
 
 def has_checkpoint(run: Path) -> bool:
@@ -159,6 +161,8 @@ def clear(run: Path) -> None:
             path.unlink()
     for tmp in run.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+    for tmp in run.glob(f".{BEST}.*-*"):  # a best checkpoint's save cut short (nvlm.train.best)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _foreign_entries(run: Path) -> list[str] | None:

@@ -6,12 +6,11 @@
 - Ctrl-C stops every rank after the same step with a checkpoint, and the run resumes.
 
 Why equal weights are expected: rank r takes every 2nd example of each global micro-batch
-(nvlm.data.examples), so step k sees the same examples on 1 or 2 processes, and the
-averaged gradient equals the single-process one when each rank's loss is normalised like the
-whole batch's. BERT's MLM loss is a mean over the micro-batch's masked tokens, so that holds when
-every example has the same number of masked tokens: the shards are made so (conftest.py's
-`rank_shards`: masked_lm_prob 0.5 with max_predictions 5 on 32-token sequences), and the first
-test checks it. docs/distributed.md has the numbers for the general case.
+(nvlm.data.examples), so step k sees the same examples on 1 or 2 processes, and each rank's
+loss is its share of the step's mean (train.loss_normalization=step_tokens). These shards have
+the same number of masked tokens in every example (conftest.py's `rank_shards`), so the
+equality holds in the reference's micro_batch normalisation too; shards with varying counts
+are tests/test_step_normalization.py's. docs/distributed.md has the numbers.
 
 One more task (e.g. SQuAD fine-tuning) is one more entry in CASES.
 """

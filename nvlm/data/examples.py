@@ -85,12 +85,22 @@ class ExampleSource:
 
     # -- batches -----------------------------------------------------------------------
     def micro_batches(
-        self, start: int, micro_batch: int, *, rank: int = 0, world: int = 1, prefetch: int = 4
+        self,
+        start: int,
+        micro_batch: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        prefetch: int = 4,
+        positions: bool = False,
     ) -> Iterator[dict[str, np.ndarray]]:
         """Endless per-rank micro-batches from global position `start`.
 
         Each global micro-batch holds `micro_batch * world` consecutive positions; rank r takes
-        positions r, r + world, ... of it.
+        positions r, r + world, ... of it. With `positions`, each batch also holds
+        `example_positions` (int64 `[micro_batch]`): those global positions, unique per
+        example and epoch, to key per-example random draws (ELECTRA's dynamic masking) so
+        that they do not depend on the ranks and micro-batches an example lands in.
         """
         global_micro = micro_batch * world
 
@@ -98,8 +108,11 @@ class ExampleSource:
             pos = start
             try:
                 while True:
-                    positions = np.arange(pos + rank, pos + global_micro, world)
-                    q.put(self.gather(positions))
+                    at = np.arange(pos + rank, pos + global_micro, world, dtype=np.int64)
+                    batch = self.gather(at)
+                    if positions:
+                        batch["example_positions"] = at
+                    q.put(batch)
                     pos += global_micro
             except BaseException as exc:  # surfaced in the consumer, never a silent hang
                 q.put(exc)
@@ -120,9 +133,10 @@ class ExampleSource:
         rank: int = 0,
         world: int = 1,
         dtypes: dict | None = None,
+        positions: bool = False,
     ) -> Iterator[dict]:
-        """The same micro-batches as `micro_batches`, through a `tf.data.Dataset` that
-        prefetches them (as tensors of `dtypes`).
+        """The same micro-batches as `micro_batches` (`positions` likewise), through a
+        `tf.data.Dataset` that prefetches them (as tensors of `dtypes`).
 
         The order stays a pure function of (seed, position): tf.data only runs ahead of the
         training step, so a resumed run rebuilds the dataset from the saved position.
@@ -134,6 +148,8 @@ class ExampleSource:
         import tensorflow as tf
 
         first = self.gather(np.arange(rank, micro_batch * world, world))
+        if positions:
+            first["example_positions"] = np.zeros(micro_batch, np.int64)
         dtypes = dtypes or {}
         signature = {
             k: tf.TensorSpec((micro_batch, *v.shape[1:]), dtypes.get(k, tf.as_dtype(v.dtype)))
@@ -144,7 +160,7 @@ class ExampleSource:
         def generate():
             try:
                 for batch in self.micro_batches(
-                    start, micro_batch, rank=rank, world=world, prefetch=2
+                    start, micro_batch, rank=rank, world=world, prefetch=2, positions=positions
                 ):
                     yield {k: v.astype(signature[k].dtype.as_numpy_dtype) for k, v in batch.items()}
             except UserError as exc:

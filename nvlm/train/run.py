@@ -69,11 +69,19 @@ def train_run(
             resuming = run_dir_mod.prepare(
                 run, config_mod.to_dict(cfg), resume=resume, overwrite=overwrite, inputs=inputs
             )
-        with log_to(run / LOGS / "run.log") if owner else nullcontext():
-            return _train_locked(
-                plugin, cfg, world, run=run, data=data, task=task, init=init,
-                resuming=resuming, show_progress=show_progress, stop_after=stop_after,
-            )  # fmt: skip
+        try:
+            with log_to(run / LOGS / "run.log") if owner else nullcontext():
+                return _train_locked(
+                    plugin, cfg, world, run=run, data=data, task=task, init=init,
+                    resuming=resuming, show_progress=show_progress, stop_after=stop_after,
+                )  # fmt: skip
+        except UserError:
+            if owner and not resuming and not run_dir_mod.has_checkpoint(run):
+                # Refused once the model and data were read (train.keep_best naming a figure
+                # the run does not evaluate, a held-out set without its split): take back what
+                # this command wrote, so that bad input leaves nothing half-written.
+                run_dir_mod.clear(run)
+            raise
 
 
 def _train_locked(

@@ -1,9 +1,13 @@
 """The training loop every model uses.
 
 One optimizer step = `accumulation` micro-batches per rank:
-  compute (forward + backward, optionally XLA-compiled, gradients added to fp32 accumulators)
-  -> apply (NOT under XLA: Horovod ops have no XLA kernel): average over micro-batches,
-     one grouped allreduce over ranks, loss-scale check, global-norm clip, LAMB/AdamW update.
+  count (train.loss_normalization=step_tokens, token-level losses): the targets of the step's
+     micro-batches, summed over ranks with one small allreduce (nvlm.train.losses)
+  -> compute (forward + backward, optionally XLA-compiled, gradients added to fp32
+     accumulators): each micro-batch's summed loss over the step's count
+  -> apply (NOT under XLA: Horovod ops have no XLA kernel): one grouped allreduce (a sum of
+     the ranks' gradients; micro_batch: an average of the micro-batch means), loss-scale
+     check, global-norm clip, LAMB/AdamW update.
 With accumulation 1 the gradients go straight from compute to apply (no accumulator traffic).
 
 The data position, step, loss scale, optimizer slots and every model variable (dropout RNG
@@ -30,8 +34,10 @@ from nvlm.dist import SingleProcess
 from nvlm.report import info, warn
 from nvlm.run_dir import CHECKPOINTS, METRICS, TENSORBOARD
 from nvlm.train.adamw import AdamW
+from nvlm.train.best import BestCheckpoint, check_metric
 from nvlm.train.lamb import Lamb
 from nvlm.train.loss_scale import LossScale
+from nvlm.train.losses import is_terms, micro_batch_mean, step_share, weighted_sum
 from nvlm.train.progress import Progress
 from nvlm.train.schedule import learning_rate, warmup_steps_for
 from nvlm.train.state import Checkpoints, TrainState
@@ -44,7 +50,9 @@ class TrainSpec:
     """What a model plugin hands to the loop."""
 
     model: object  # keras.Model
-    loss_fn: LossFn  # (model, batch, training) -> (scalar loss, {name: scalar metric})
+    # (model, batch, training) -> (loss, {name: scalar metric}); the loss is a scalar (a mean
+    # over the micro-batch's rows) or {name: nvlm.train.losses.Term} (sums over targets).
+    loss_fn: LossFn
     batches: Callable[[int], Iterator[dict[str, np.ndarray]]]  # start example -> micro-batches
     tokens_per_example: int
     flops_per_example: float = 0.0  # training FLOPs (fwd + bwd) of its real tokens, for MFU
@@ -61,6 +69,9 @@ class TrainSpec:
     evaluate: Callable[[], dict[str, float]] | None = None
     eval_every: int = 0
     eval_units: dict[str, str] = field(default_factory=dict)
+    # Token-level losses: batch -> {term name: number of its targets in the batch}, the counts
+    # of `loss_fn`'s terms, computed before the step to normalise by the step's targets.
+    counts: Callable[[dict], dict[str, tf.Tensor]] | None = None
 
 
 def sequence_flops(flops_per_token: Callable[[int], float], lengths) -> float:
@@ -117,7 +128,21 @@ class Trainer:
         self.total_steps = int(total_steps or spec.total_steps or train_cfg.steps)
         self.show_progress = show_progress
         self.stop_after = stop_after  # testing aid: stop (without final save) after N steps
+        # train.keep_best: a figure the run does not evaluate is refused here, before the
+        # optimizer is built and any step runs (on every rank; rank 0 alone writes RUN/best).
+        self.best = None
+        if getattr(train_cfg, "keep_best", None):
+            metric, mode = check_metric(
+                train_cfg.keep_best,
+                spec.evaluate is not None and spec.eval_every > 0,
+                spec.eval_units,
+            )
+            self.best = BestCheckpoint(self.run_dir, metric, mode, owner=self.world.is_root)
         self.global_batch = train_cfg.batch_size * train_cfg.accumulation * self.world.size
+        # Normalise by the step's targets (gradients summed over micro-batches and ranks), or
+        # per micro-batch (gradients averaged): nvlm.train.losses.
+        self.by_step = getattr(train_cfg, "loss_normalization", "step_tokens") == "step_tokens"
+        self.parts = train_cfg.accumulation * self.world.size  # micro-batches of one step
         model = spec.model
         self.trainable = list(model.trainable_variables)
         opt_cls = {"lamb": Lamb, "adamw": AdamW}[train_cfg.optimizer]
@@ -143,6 +168,7 @@ class Trainer:
         self._compute = tf.function(
             self._compute_impl, jit_compile=bool(train_cfg.xla), reduce_retracing=True
         )
+        self._count = tf.function(spec.counts) if spec.counts is not None else None
         self._apply = tf.function(self._apply_impl)
         self.stop_agreed = tf.Variable(False, trainable=False)  # any rank asked to stop
         self._stop_requested = False  # a signal arrived (this rank)
@@ -150,22 +176,61 @@ class Trainer:
         self._stopped = False  # every rank agreed to stop after the current step
 
     # ----------------------------------------------------------------- graph functions
-    def _compute_impl(self, batch):
+    def _compute_impl(self, batch, denominators=None):
         with tf.GradientTape() as tape:
             loss, metrics = self.spec.loss_fn(self.spec.model, batch, True)
-            scaled = loss * self.loss_scale.scale if self.loss_scale.enabled else loss
+            objective, logged = self._objective(loss, denominators)
+            scaled = objective * self.loss_scale.scale if self.loss_scale.enabled else objective
         grads = tape.gradient(scaled, self.trainable)
         grads = [
             tf.zeros(v.shape, tf.float32) if g is None else tf.convert_to_tensor(g)
             for g, v in zip(grads, self.trainable, strict=True)
         ]
         metrics = {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
-        metrics["loss"] = tf.cast(loss, tf.float32)
+        metrics.update(logged)
         if self.accums is None:
             return grads, metrics
         for acc, g in zip(self.accums, grads, strict=True):
             acc.assign_add(tf.cast(g, tf.float32))
         return [], metrics
+
+    def _objective(self, loss, denominators):
+        """(what this micro-batch's backward pass differentiates, the figures it logs).
+
+        The logged losses are means per target: in step_tokens mode this micro-batch's share
+        of the step's mean x the step's micro-batches (`parts`), so that the log's average
+        over the micro-batches and ranks of a step is the step's mean."""
+        if not is_terms(loss):  # a mean over the rows; every micro-batch has as many
+            mean = tf.cast(loss, tf.float32)
+            return (mean / self.parts if self.by_step else mean), {"loss": mean}
+        if not self.by_step:
+            means = micro_batch_mean(loss)
+            mean = weighted_sum(loss, means)
+            logged = {k: v for k, v in means.items() if loss[k].logged}
+            return mean, {**logged, "loss": mean}
+        if denominators is None:
+            raise ValueError("a loss of terms needs TrainSpec.counts for step_tokens")
+        shares = step_share(loss, denominators)
+        objective = weighted_sum(loss, shares)
+        logged = {k: v * self.parts for k, v in shares.items() if loss[k].logged}
+        return objective, {**logged, "loss": objective * self.parts}
+
+    def _denominators(self, micro_batches) -> dict[str, tf.Tensor] | None:
+        """Each term's number of targets in the step: this rank's micro-batches, then summed
+        over the ranks (one small allreduce; counted in float64, exact)."""
+        if not self.by_step or self._count is None:
+            return None
+        totals: dict[str, float] = {}
+        for batch in micro_batches:
+            for k, v in self._count(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+        keys = sorted(totals)
+        summed = self.world.allreduce_sum(
+            tf.constant([totals[k] for k in keys], tf.float64), name="nvlm_step_targets"
+        )
+        return {
+            k: tf.constant(v, tf.float32) for k, v in zip(keys, np.asarray(summed), strict=True)
+        }
 
     def _apply_impl(self, grads, stop=None):
         cfg = self.cfg
@@ -173,12 +238,15 @@ class Trainer:
         if self.accums is not None:
             grads = [tf.identity(a) for a in self.accums]
         grads = [tf.cast(g, tf.float32) for g in grads]
-        if cfg.accumulation > 1:
+        if cfg.accumulation > 1 and not self.by_step:
             grads = [g / float(cfg.accumulation) for g in grads]
-        # One grouped allreduce per optimizer step, after accumulation (identity in 1 process).
-        # A stop request (SIGTERM, Ctrl-C) of any rank rides along, so that every rank stops
-        # after the same step and rank 0's checkpoint is the state of all of them.
-        reduced = self.world.allreduce_grads([*grads, stop], compress_fp16=cfg.allreduce_fp16)
+        # One grouped allreduce per optimizer step, after accumulation (identity in 1 process):
+        # a sum when each rank's loss is its share of the step's mean, else an average. A stop
+        # request (SIGTERM, Ctrl-C) of any rank rides along, so that every rank stops after the
+        # same step and rank 0's checkpoint is the state of all of them.
+        reduced = self.world.allreduce_grads(
+            [*grads, stop], compress_fp16=cfg.allreduce_fp16, average=not self.by_step
+        )
         grads = reduced[:-1]
         self.stop_agreed.assign(reduced[-1] > 0)
         # Factors on every gradient (1 / loss scale, the clip) are applied inside the
@@ -230,8 +298,13 @@ class Trainer:
         micro-batch's metrics, lr, gradient norm, loss scale). It returns once the step's
         values are on the host, so its wall time is the step's (`nvlm benchmark` times it)."""
         micro = []
-        for _ in range(self.cfg.accumulation):
-            grads, metrics = self._compute(next(batches))
+        micro_batches = [next(batches) for _ in range(self.cfg.accumulation)]
+        denominators = self._denominators(micro_batches)
+        for batch in micro_batches:
+            if denominators is None:
+                grads, metrics = self._compute(batch)
+            else:
+                grads, metrics = self._compute(batch, denominators)
             micro.append({k: float(v) for k, v in metrics.items()})
         lr, grad_norm, scale = (
             float(x) for x in self._apply(grads, tf.constant(1.0 if stop else 0.0))
@@ -378,6 +451,8 @@ class Trainer:
         log.write(step, figures, units)
         shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in figures.items())
         info(f"step {step}: held-out {shown}")
+        if self.best is not None:
+            self.best.consider(step, figures, self.state)
 
     def _complete(self, step: int, checkpoint: str | None) -> TrainResult:
         return TrainResult(

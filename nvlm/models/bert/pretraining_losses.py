@@ -17,8 +17,10 @@ def pretraining_losses(outputs: dict, batch: dict) -> dict:
 
     Returns:
         `loss` = `mlm_loss + nsp_loss` (what BERT minimises), `mlm_loss` (mean cross-entropy over
-        the real predictions), `mlm_accuracy`, `nsp_loss`, `nsp_accuracy`, and `mlm_count`
-        (the number of real predictions, to weight averages across steps), all float32 scalars.
+        the real predictions), `mlm_accuracy`, `nsp_loss`, `nsp_accuracy`, `mlm_count`
+        (the number of real predictions, to weight averages across steps), and the sums behind
+        the losses, `mlm_total` and `nsp_total` (over `mlm_count` predictions and the batch's
+        sequences: what a step normalised by its tokens adds up), all float32 scalars.
 
     Example:
     >>> import numpy as np
@@ -41,11 +43,13 @@ def pretraining_losses(outputs: dict, batch: dict) -> dict:
     mlm_xent = ops.sparse_categorical_crossentropy(ids, mlm_logits, from_logits=True)
     count = ops.sum(weights)
     denominator = ops.maximum(count, 1.0)  # a batch with no prediction gives loss 0, not NaN
-    mlm_loss = ops.sum(mlm_xent * weights) / denominator
+    mlm_total = ops.sum(mlm_xent * weights)
+    mlm_loss = mlm_total / denominator
     mlm_hits = ops.cast(ops.equal(ops.argmax(mlm_logits, axis=-1), ids), "float32")
     mlm_accuracy = ops.sum(mlm_hits * weights) / denominator
 
-    nsp_loss = ops.mean(ops.sparse_categorical_crossentropy(labels, nsp_logits, from_logits=True))
+    nsp_xent = ops.sparse_categorical_crossentropy(labels, nsp_logits, from_logits=True)
+    nsp_loss = ops.mean(nsp_xent)
     nsp_accuracy = ops.mean(ops.cast(ops.equal(ops.argmax(nsp_logits, axis=-1), labels), "float32"))
     return {
         "loss": mlm_loss + nsp_loss,
@@ -54,4 +58,17 @@ def pretraining_losses(outputs: dict, batch: dict) -> dict:
         "nsp_loss": nsp_loss,
         "nsp_accuracy": nsp_accuracy,
         "mlm_count": count,
+        "mlm_total": mlm_total,
+        "nsp_total": ops.sum(nsp_xent),
     }
+
+
+def prediction_counts(batch: dict) -> dict:
+    """The targets of each loss in `batch`, known before the forward pass: `mlm_loss` = the real
+    predictions (as `pretraining_losses` counts them), `nsp_loss` = the sequences."""
+    if "masked_lm_weights" in batch:
+        weights = ops.cast(batch["masked_lm_weights"], "float32")
+    else:
+        weights = ops.cast(ops.not_equal(batch["masked_lm_positions"], 0), "float32")
+    sequences = ops.cast(ops.shape(batch["masked_lm_ids"])[0], "float32")
+    return {"mlm_loss": ops.sum(weights), "nsp_loss": sequences}

@@ -10,6 +10,7 @@ from nvlm.layers import MaskedLMHead
 from nvlm.models.electra.discriminator_head import DiscriminatorHead
 from nvlm.models.electra.electra_backbone import ElectraBackbone
 from nvlm.models.electra.replaced_tokens import (
+    ExampleKeyedDraws,
     mask_inputs,
     sample_tokens,
     scatter_tokens,
@@ -32,7 +33,9 @@ class ElectraPretrainer(keras.Model):
          "the token differs from the original" (a sample equal to the original is not a
          replacement), and padding is masked out.
 
-    Inputs: `input_ids`, `input_mask`, `segment_ids` `[batch, seq]` (ELECTRA shards).
+    Inputs: `input_ids`, `input_mask`, `segment_ids` `[batch, seq]` (ELECTRA shards), and
+    optionally `example_positions` int `[batch]`: each row's global position in the training
+    stream (`ExampleSource(..., positions=True)`).
 
     Outputs (float32 logits; the rest int32 / float32 bookkeeping for the losses):
         `mlm_logits` `[batch, P, vocab]`, `masked_lm_positions` / `masked_lm_ids` (original
@@ -41,8 +44,11 @@ class ElectraPretrainer(keras.Model):
         `rtd_labels` `[batch, seq]`, `input_mask` (float32).
         `nvlm.models.electra.pretraining_losses` turns them into the loss and metrics.
 
-    The random draws (positions, [MASK] choice, Gumbel noise) use `self.seed_generator`, a
-    model variable: checkpointed with the weights, so a resumed run continues exactly.
+    The random draws (positions, [MASK] choice, sampled tokens): with `example_positions`,
+    a hash of (`seed`, position, slot) per row (`ExampleKeyedDraws`), so that an example is
+    corrupted the same whatever the ranks, micro-batches and accumulation that carry it, and
+    differently at its next epoch; without, `self.seed_generator`, a model variable
+    checkpointed with the weights. Either way a resumed run continues exactly.
 
     Args:
         discriminator: the discriminator `ElectraBackbone` (it owns the embeddings).
@@ -53,7 +59,8 @@ class ElectraPretrainer(keras.Model):
         mask_prob: fraction of the candidate tokens to select (0.15).
         temperature: generator sampling temperature.
         disallow_correct: never sample the original token.
-        seed: seed of the sampling generator (None: drawn from Keras's global seed).
+        seed: seed of the draws (None: the generator's from Keras's global seed, and 0 for
+            the keyed draws, which must be the same on every rank).
         **kwargs: standard `keras.Model` arguments.
     """
 
@@ -93,6 +100,9 @@ class ElectraPretrainer(keras.Model):
             name="discriminator_head",
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="rtd_seed_generator")
+        # Not the generator's state: the trainer offsets that by rank (dropout), and the keyed
+        # draws must agree on every rank.
+        self.run_seed = 0 if seed is None else int(seed)
         self.mask_token_id = mask_token_id
         self.special_ids = (cls_token_id, sep_token_id)
         self.max_predictions = max_predictions
@@ -114,14 +124,17 @@ class ElectraPretrainer(keras.Model):
         input_mask = tf.cast(inputs["input_mask"], tf.int32)
         segment_ids = tf.cast(inputs["segment_ids"], tf.int32)
         seed = self.seed_generator
+        draws = None
+        if "example_positions" in inputs:
+            draws = ExampleKeyedDraws(self.run_seed, inputs["example_positions"])
 
         positions, weights = select_positions(
             ids, input_mask, max_predictions=self.max_predictions, mask_prob=self.mask_prob,
-            excluded_ids=self.special_ids, seed=seed,
+            excluded_ids=self.special_ids, seed=seed, draws=draws,
         )  # fmt: skip
         original = tf.gather(ids, positions, batch_dims=1)
         generator_ids = mask_inputs(
-            ids, positions, weights, mask_token_id=self.mask_token_id, seed=seed
+            ids, positions, weights, mask_token_id=self.mask_token_id, seed=seed, draws=draws
         )
         generated = self.generator(
             {"input_ids": generator_ids, "input_mask": input_mask, "segment_ids": segment_ids},
@@ -131,7 +144,7 @@ class ElectraPretrainer(keras.Model):
 
         sampled = sample_tokens(
             mlm_logits, original, temperature=self.temperature,
-            disallow_correct=self.disallow_correct, seed=seed,
+            disallow_correct=self.disallow_correct, seed=seed, draws=draws,
         )  # fmt: skip
         fake_ids = scatter_tokens(ids, positions, weights, sampled)
         mask = tf.cast(input_mask, tf.float32)
@@ -166,5 +179,6 @@ class ElectraPretrainer(keras.Model):
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, dict):
-            inputs = {k: inputs[k] for k in BACKBONE_INPUTS}
+            keyed = {"example_positions"} & inputs.keys()  # see call: per-example draws
+            inputs = {k: inputs[k] for k in (*BACKBONE_INPUTS, *keyed)}
         return super().__call__(inputs, *args, **kwargs)

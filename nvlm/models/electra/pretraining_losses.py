@@ -27,14 +27,16 @@ def pretraining_losses(
         `replaced_share` (replaced tokens / real tokens) and `disc_baseline_acc` (the
         accuracy of answering "original" everywhere = 1 - replaced_share), and the counts
         behind them (`mlm_count`, `token_count`, `rtd_true_positives`, `rtd_predicted`,
-        `rtd_replaced`) to aggregate over many batches exactly.
+        `rtd_replaced`) to aggregate over many batches exactly, and the sums behind the two
+        losses, `gen_total` (over `mlm_count`) and `disc_total` (over `token_count`).
     """
     logits = tf.cast(outputs["mlm_logits"], tf.float32)
     ids = tf.cast(outputs["masked_lm_ids"], tf.int32)
     weights = tf.cast(outputs["masked_lm_weights"], tf.float32)
     count = tf.reduce_sum(weights)
     xent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=logits)
-    gen_loss = _ratio(tf.reduce_sum(xent * weights), count)
+    gen_total = tf.reduce_sum(xent * weights)
+    gen_loss = _ratio(gen_total, count)
     hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), ids), tf.float32)
     same = tf.cast(tf.equal(tf.cast(outputs["sampled_ids"], tf.int32), ids), tf.float32)
 
@@ -43,7 +45,8 @@ def pretraining_losses(
     mask = tf.cast(outputs["input_mask"], tf.float32)
     tokens = tf.reduce_sum(mask)
     bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=rtd_logits)
-    disc_loss = _ratio(tf.reduce_sum(bce * mask), tokens)
+    disc_total = tf.reduce_sum(bce * mask)
+    disc_loss = _ratio(disc_total, tokens)
     predicted = tf.cast(rtd_logits > 0.0, tf.float32) * mask
     correct = tf.cast(tf.equal(predicted, labels), tf.float32) * mask
     true_pos = tf.reduce_sum(predicted * labels)
@@ -64,4 +67,6 @@ def pretraining_losses(
         "rtd_true_positives": true_pos,
         "rtd_predicted": tf.reduce_sum(predicted),
         "rtd_replaced": replaced,
+        "gen_total": gen_total,
+        "disc_total": disc_total,
     }

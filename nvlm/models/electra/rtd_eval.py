@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from nvlm.models.electra.pretraining_losses import pretraining_losses
@@ -13,9 +14,11 @@ from nvlm.models.encoder.shard_eval import sum_over_parts
 def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> dict:
     """Every sequence of `parts` once through `model` (an `ElectraPretrainer`, dropout off).
 
-    The masks and samples are random draws of the model's seed generator, so two evaluations
-    of the same checkpoint give the same figures. Sums are accumulated and divided at the
-    end, so the figures are exact over the whole set, not means of batch means.
+    The masks and samples are keyed by each sequence's index in the set (`example_positions`,
+    see `ElectraPretrainer`): two evaluations of the same checkpoint give the same figures,
+    whatever the batch size, XLA or not, and whatever state the model's seed generator is in.
+    Sums are accumulated and divided at the end, so the figures are exact over the whole set,
+    not means of batch means.
     """
     weights = dict(
         generator_weight=cfg.model.generator_weight,
@@ -40,7 +43,11 @@ def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> di
             "sequences": tf.cast(tf.shape(batch["input_ids"])[0], tf.float32),
         }
 
-    totals, elapsed = sum_over_parts(step, parts, cfg.data.eval_batch_size, total, progress)
+    numbered, first = [], 0
+    for part in parts:
+        numbered.append(_Numbered(part, first))
+        first += len(part)
+    totals, elapsed = sum_over_parts(step, numbered, cfg.data.eval_batch_size, total, progress)
 
     def ratio(a: str, b: str) -> float:
         return totals[a] / max(totals[b], 1.0)
@@ -61,3 +68,18 @@ def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> di
         "time_s": elapsed,
         "seq_per_s": totals["sequences"] / max(elapsed, 1e-9),
     }
+
+
+class _Numbered:
+    """A part whose rows also carry `example_positions`: their index in the whole set."""
+
+    def __init__(self, part, first: int) -> None:
+        self.part, self.first = part, first
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    def read(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        rows = dict(self.part.read(start, stop))
+        rows["example_positions"] = np.arange(self.first + start, self.first + stop)
+        return rows

@@ -84,8 +84,14 @@ class BertPlugin(EncoderPlugin):
         )
 
     # -- training --------------------------------------------------------------------------
+    def loss_counts(self, cfg, model, task: str):
+        from nvlm.models.bert.pretraining_losses import prediction_counts
+
+        return prediction_counts
+
     def loss_fn(self, cfg, task: str):
-        from nvlm.models.bert.pretraining_losses import pretraining_losses
+        from nvlm.models.bert.pretraining_losses import prediction_counts, pretraining_losses
+        from nvlm.train.losses import Term
 
         def pretrain_loss(model, batch, training):
             outputs = model(
@@ -96,13 +102,14 @@ class BertPlugin(EncoderPlugin):
                 training=training,
             )
             out = pretraining_losses(outputs, batch)
-            metrics = {
-                "mlm_loss": out["mlm_loss"],
-                "mlm_acc": out["mlm_accuracy"],
-                "nsp_loss": out["nsp_loss"],
-                "nsp_acc": out["nsp_accuracy"],
+            # Sums over the masked tokens and the sequences: the trainer divides them by the
+            # step's counts (train.loss_normalization) and logs mlm_loss / nsp_loss.
+            counts = prediction_counts(batch)
+            terms = {
+                "mlm_loss": Term(out["mlm_total"], counts["mlm_loss"]),
+                "nsp_loss": Term(out["nsp_total"], counts["nsp_loss"]),
             }
-            return out["loss"], metrics
+            return terms, {"mlm_acc": out["mlm_accuracy"], "nsp_acc": out["nsp_accuracy"]}
 
         if task == "pretrain":
             return pretrain_loss

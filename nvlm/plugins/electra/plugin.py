@@ -101,6 +101,7 @@ class ElectraPlugin(EncoderPlugin):
     # -- training --------------------------------------------------------------------------
     def loss_fn(self, cfg, task: str):
         from nvlm.models.electra.pretraining_losses import pretraining_losses
+        from nvlm.train.losses import Term
 
         if task != "pretrain":
             raise UserError(f"ELECTRA cannot train task {task!r} here (nvlm finetune: squad)")
@@ -111,9 +112,37 @@ class ElectraPlugin(EncoderPlugin):
 
         def pretrain_loss(model, batch, training):
             out = pretraining_losses(model(batch, training=training), **weights)
-            return out["loss"], {k: out[k] for k in METRIC_UNITS}
+            # Sums over the selected tokens and the real tokens: the trainer divides them by
+            # the step's counts (train.loss_normalization) and logs gen_loss / disc_loss.
+            terms = {
+                "gen_loss": Term(out["gen_total"], out["mlm_count"], weights["generator_weight"]),
+                "disc_loss": Term(
+                    out["disc_total"], out["token_count"], weights["discriminator_weight"]
+                ),
+            }
+            metrics = {k: out[k] for k in METRIC_UNITS if k not in terms}
+            return terms, metrics
 
         return pretrain_loss
+
+    def loss_counts(self, cfg, model, task: str):
+        """The generator's selected tokens (a function of each sequence's length, drawn or
+        not) and the discriminator's real tokens of a batch."""
+        import tensorflow as tf
+
+        from nvlm.models.electra.replaced_tokens import selection_counts
+
+        def counts(batch):
+            selected = selection_counts(
+                batch["input_ids"], batch["input_mask"], max_predictions=model.max_predictions,
+                mask_prob=model.mask_prob, excluded_ids=model.special_ids,
+            )  # fmt: skip
+            return {
+                "gen_loss": tf.cast(tf.reduce_sum(selected), tf.float32),
+                "disc_loss": tf.reduce_sum(tf.cast(batch["input_mask"], tf.float32)),
+            }
+
+        return counts
 
     def pretrain_batches(self, cfg, data: Path, world):
         import tensorflow as tf
@@ -124,10 +153,15 @@ class ElectraPlugin(EncoderPlugin):
         src = ExampleSource(parts, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
 
         def batches(start: int):
+            # example_positions (int64) key each example's masks and samples in the
+            # pretrainer: the same whatever the ranks and micro-batches (ElectraPretrainer).
             for b in src.micro_batches(
-                start, cfg.train.batch_size, rank=world.rank, world=world.size
+                start, cfg.train.batch_size, rank=world.rank, world=world.size, positions=True
             ):
-                yield {k: tf.constant(v.astype(np.int32)) for k, v in b.items()}
+                yield {
+                    k: tf.constant(v if k == "example_positions" else v.astype(np.int32))
+                    for k, v in b.items()
+                }
 
         return batches
 
@@ -159,7 +193,7 @@ class ElectraPlugin(EncoderPlugin):
     # -- evaluation ----------------------------------------------------------------------
     def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
         """Replaced token detection over every sequence of the shards, once (fresh random
-        masks, seeded)."""
+        masks, keyed by each sequence's index in the set: see rtd_eval)."""
         from nvlm.models.electra.rtd_eval import evaluate_rtd
 
         info, parts = self._parts(data)

@@ -16,7 +16,7 @@ SAMPLE_ROWS = 4096  # rows of the first shard whose real lengths stand for the d
 class EncoderPlugin(ModelPlugin):
     """Base of `BertPlugin` and `ElectraPlugin`. A subclass names itself in `title` (for error
     messages), gives its pretraining metrics' units, and implements `pretrain_batches`,
-    `loss_fn`, `flops_per_token` and `evaluate_mlm`."""
+    `loss_fn`, `loss_counts`, `flops_per_token` and `evaluate_mlm`."""
 
     title: ClassVar[str]
     metric_units: ClassVar[dict[str, str]]
@@ -26,6 +26,10 @@ class EncoderPlugin(ModelPlugin):
     @abc.abstractmethod
     def pretrain_batches(self, cfg, data: Path, world):
         """`start -> iterator of batches` from the global position `start` (this rank's part)."""
+
+    @abc.abstractmethod
+    def loss_counts(self, cfg, model, task: str):
+        """`batch -> {term: targets}`: the counts of `loss_fn`'s terms, before the forward."""
 
     @abc.abstractmethod
     def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
@@ -47,6 +51,7 @@ class EncoderPlugin(ModelPlugin):
         spec = TrainSpec(
             model=model,
             loss_fn=self.loss_fn(cfg, task),
+            counts=self.loss_counts(cfg, model, task),
             batches=batches,
             tokens_per_example=seq,
             flops_per_example=sequence_flops(
@@ -59,11 +64,10 @@ class EncoderPlugin(ModelPlugin):
     def _with_held_out_shards(self, cfg, model, spec):
         """`spec` evaluating the held-out shards `data.eval_data` (`nvlm pretrain --eval-data`)
         every `train.eval_every` steps and after the last one: the figures `nvlm eval --task
-        mlm` gives, logged as eval_*. ELECTRA draws its evaluation masks from the model's seed
-        generator: each evaluation starts from the generator's first state (the masks
-        `nvlm eval` draws, the same at every step, so the figures compare across steps) and
-        the training state is put back after it (a run with evaluation trains exactly as one
-        without)."""
+        mlm` gives, logged as eval_*. ELECTRA's evaluation masks are keyed by each held-out
+        sequence's index (nvlm.models.electra.rtd_eval); the model's seed generators are put
+        back to their first state for it and restored after, so that nothing drawn from them
+        either differs between evaluations or changes training."""
         import dataclasses
 
         if cfg.data.eval_data is None:
