@@ -60,9 +60,10 @@ def test_held_out_options_that_cannot_work_are_one_line(bert_shards, electra_sha
     )
     result = invoke("pretrain", "--model", "transformer-xl", "--data", txl_corpus, "--out",
                     tmp_path / "b", "--eval-data", bert_shards)  # fmt: skip
+    # Transformer-XL evaluates an nvlm data lm directory (tests/test_txl_held_out.py).
     assert error_line(result) == (
-        "nvlm: error: --eval-data applies to bert and electra pretraining; transformer-xl "
-        "evaluates with nvlm eval --task lm"
+        f"nvlm: error: {bert_shards} holds 'pretraining' data, not a language-modelling corpus "
+        "(make one with nvlm data lm --train ... --out DIR)"
     )
     result = invoke("pretrain", "--model", "bert", "--data", bert_shards, "--out",
                     tmp_path / "c", *TINY, "--eval-data", electra_shards)  # fmt: skip

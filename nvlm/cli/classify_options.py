@@ -47,7 +47,7 @@ EvalEachEpochFlag = Annotated[
     bool,
     typer.Option(
         "--eval-each-epoch",
-        help="classify: also evaluate --eval-data after each epoch (eval_* figures in "
+        help="classify, squad: also evaluate --eval-data after each epoch (eval_* figures in "
         "metrics.jsonl and TensorBoard); --set train.eval_every=N: every N steps.",
     ),
 ]

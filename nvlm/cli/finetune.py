@@ -45,7 +45,11 @@ TaskOption = Annotated[
 ]
 EvalData = Annotated[
     Path | None,
-    typer.Option("--eval-data", help="Dev set to evaluate at the end (train_eval)."),
+    typer.Option(
+        "--eval-data",
+        help="Dev set evaluated after the last step; with --eval-each-epoch or --set "
+        "train.eval_every=N also while training (eval_* figures in metrics.jsonl).",
+    ),
 ]
 Epochs = Annotated[
     float | None,
@@ -130,9 +134,8 @@ def finetune(
     else:
         from nvlm.tasks.squad.finetune import FinetuneRequest, finetune_squad
 
-        if eval_each_epoch:
-            raise UserError("--eval-each-epoch applies to --task classify (drop it)")
-        request = FinetuneRequest(data, init, out, version=version, beam_size=beam_size, **common)
+        request = FinetuneRequest(data, init, out, version=version, beam_size=beam_size,
+                                  eval_each_epoch=eval_each_epoch, **common)  # fmt: skip
         summary = finetune_squad(plugin, model, request, opts)
     if summary is not None:  # None: a --dry-run, or a rank other than the one that reports
         _report(model, task, summary, json_out)

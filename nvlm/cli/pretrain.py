@@ -40,6 +40,9 @@ Examples:
     nvlm pretrain --model bert --preset dgx1-16g-amp --data shards/ \
       --out runs/bert-p1 --hosts node1:8,node2:8 --dry-run
 
+    nvlm pretrain --model transformer-xl --preset cpu-fp32 --data wt2/ \
+      --out runs/txl --set train.eval_every=100
+
 Re-running the same command on the same --out resumes from its latest checkpoint (with any --gpus: the data position is global). More than one process: see docs/distributed.md.
 """
 
@@ -65,8 +68,10 @@ HeldOut = Annotated[
     Path | None,
     typer.Option(
         "--eval-data",
-        help="bert, electra: held-out shards evaluated after the last step and every "
-        "train.eval_every steps (eval_* figures in metrics.jsonl and TensorBoard).",
+        help="bert, electra: held-out shards; transformer-xl: an nvlm data lm directory "
+        "whose valid split is evaluated (default with train.eval_every: --data's). Evaluated "
+        "after the last step and every train.eval_every steps (eval_* figures in "
+        "metrics.jsonl and TensorBoard).",
     ),
 ]
 
@@ -123,7 +128,9 @@ def pretrain(
                 "data.eval_data": held_out,
             },
         )
-        if cfg.train.eval_every and cfg.data.eval_data is None:
+        # A language model evaluates --data's own valid split by default (its plugin says so).
+        lm = plugin.provides("language_model")
+        if cfg.train.eval_every and cfg.data.eval_data is None and not lm:
             raise UserError("train.eval_every evaluates held-out shards: pass --eval-data SHARDS")
         return cfg, notes
 
@@ -148,15 +155,13 @@ def pretrain(
 
 def _held_out(plugin, model: str, eval_data: Path | None) -> str | None:
     """--eval-data as the absolute path every launched rank reads (config data.eval_data),
-    once it is shards of this model's kind (checked before a run directory exists)."""
+    once it is data of this model's kind, shards or an LM directory (checked before a run
+    directory exists)."""
     if eval_data is None:
         return None
-    if plugin.shard_kind is None:
-        raise UserError(
-            f"--eval-data applies to bert and electra pretraining; {model} evaluates with "
-            "nvlm eval --task lm"
-        )
-    plugin.data_overrides(eval_data)  # a one-line error for what is not its shards
+    if plugin.shard_kind is None and not plugin.provides("language_model"):
+        raise UserError(f"--eval-data applies to models that pretrain on shards, not {model}")
+    plugin.data_overrides(eval_data)  # a one-line error for what is not its kind of data
     return str(eval_data.resolve())
 
 

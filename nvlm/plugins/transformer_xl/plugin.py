@@ -93,6 +93,7 @@ class TransformerXLPlugin(ModelPlugin):
         from nvlm.data.lm.corpus import read_lm_directory
         from nvlm.data.lm.stream import LMStreams
         from nvlm.models.transformer_xl.segment_memory import SegmentMemory
+        from nvlm.plugins.transformer_xl.held_out import with_held_out_valid
         from nvlm.train.trainer import TrainSpec
 
         if task != "pretrain":
@@ -137,7 +138,7 @@ class TransformerXLPlugin(ModelPlugin):
         if cfg.train.epochs:
             total = max(1, math.ceil(cfg.train.epochs * streams.segments_per_epoch))
         fpt = self.flops_per_token(cfg, t, tail_fractions=self._tail_fractions(cfg, ids))
-        return TrainSpec(
+        spec = TrainSpec(
             model=model,
             loss_fn=loss_fn,
             batches=batches,
@@ -148,6 +149,8 @@ class TransformerXLPlugin(ModelPlugin):
             total_steps=total,
             before_checkpoint=memory.sync,
         )
+        # Perplexity on a valid split every train.eval_every steps (nvlm pretrain --eval-data).
+        return with_held_out_valid(self, cfg, model, spec, Path(data), init=init)
 
     def write_assets(self, cfg, run: Path, data: Path, init: str | None, task: str) -> None:
         """Copy the vocabulary next to the run so that it is a self-contained --init source."""

@@ -26,6 +26,7 @@ class FinetuneRequest:
     version: str | None = None  # None: the version of the `data` file
     preset: str | None = None
     eval_data: Path | None = None  # the dev set evaluated after the last step
+    eval_each_epoch: bool = False  # also evaluate eval_data after each epoch (in the loop)
     epochs: float | None = None
     precision: str | None = None
     xla: bool | None = None
@@ -54,6 +55,9 @@ def training_job(plugin, model: str, request: FinetuneRequest) -> TrainingJob:
             "train.precision": r.precision,
             "train.xla": r.xla,
             "data.squad_version": r.version,
+            "train.eval_each_epoch": True if r.eval_each_epoch else None,
+            # Where every rank (rank 0 evaluates) finds the dev set while training.
+            "data.eval_data": str(Path(r.eval_data).resolve()) if r.eval_data else None,
             **beam_size_flags(plugin, r.beam_size),
         }
         stride, note = fitting_stride(plugin, r, flags)
@@ -69,6 +73,11 @@ def training_job(plugin, model: str, request: FinetuneRequest) -> TrainingJob:
             sets=list(r.sets),
             flags=flags,
         )
+        if (cfg.train.eval_every or cfg.train.eval_each_epoch) and cfg.data.eval_data is None:
+            raise UserError(
+                "--eval-each-epoch / train.eval_every evaluate a dev set while training: "
+                "pass --eval-data DEV"
+            )
         return cfg, notes + ([note] if note else [])
 
     def train(cfg, resume_run: bool, overwrite_run: bool) -> dict:
@@ -159,6 +168,8 @@ def finetune_squad(plugin, model: str, request: FinetuneRequest, opts: LaunchOpt
     from nvlm.tasks.squad.evaluation import run_squad_eval
 
     request = dataclasses.replace(request, version=squad_version(request))
+    if request.eval_data is not None and not request.eval_data.is_file():
+        raise UserError(f"--eval-data {request.eval_data} does not exist (pass the dev JSON)")
     outcome = launch_training(training_job(plugin, model, request), opts)
     if not outcome.reports:
         return None

@@ -138,6 +138,8 @@ def layer_decay_multipliers(model, num_layers: int, decay: float) -> list[float]
 
 
 def train_spec(plugin, cfg, model, train_json: Path, run: Path, init: str, world):
+    from nvlm.tasks.squad.held_out import with_held_out_dev
+
     dataset = read_squad(train_json, cfg.data.squad_version)
     vocab, lowercase = text_settings(plugin, init)
     feats = features_for(
@@ -150,7 +152,10 @@ def train_spec(plugin, cfg, model, train_json: Path, run: Path, init: str, world
     head = squad_head(plugin, cfg)
     if head is not None:  # e.g. ELECTRA's answerability loss needs is_impossible
         arrays["is_impossible"] = feats.targets()["is_impossible"]
-    return spec_from_arrays(plugin, cfg, model, arrays, world)
+    spec = spec_from_arrays(plugin, cfg, model, arrays, world)
+    # The dev set's EM/F1 every train.eval_every steps or each epoch (--eval-data).
+    scorer = lambda path: dev_scorer(plugin, cfg, model, path, init=init)  # noqa: E731
+    return with_held_out_dev(spec, cfg, scorer, examples=len(arrays["input_ids"]))
 
 
 def spec_from_arrays(plugin, cfg, model, arrays: dict, world):
@@ -336,6 +341,35 @@ def evaluate(
         "files": {k: str(v) for k, v in files.items()},
     }
     return result
+
+
+def dev_scorer(plugin, cfg, model, dev_json: Path, *, init: str):
+    """`() -> {figure: value}`: the official scores `evaluate` gives `model` on `dev_json`
+    (no files written), for evaluation while fine-tuning. The file is read and featurized (or
+    its features read from the cache `evaluate` uses) once, at the first call: only the rank
+    that evaluates pays for it."""
+    from nvlm.tasks.squad.held_out import EVAL_UNITS
+    from nvlm.tasks.squad.metrics import evaluate as official
+
+    loaded = []
+
+    def score() -> dict[str, float]:
+        if not loaded:
+            dataset = read_squad(dev_json, cfg.data.squad_version, require_answers=False)
+            vocab, lowercase = text_settings(plugin, init)
+            feats, _ = cached_features(dataset, vocab, lowercase, cfg, training=False,
+                                       cache_dir=cache_home() / "squad")  # fmt: skip
+            loaded.append((dataset, feats))
+        dataset, feats = loaded[0]
+        outputs, _ = run_model_outputs(model, feats, cfg.data.eval_batch_size, xla=cfg.train.xla)
+        preds = decode(plugin, cfg, dataset, feats, outputs,
+                       null_threshold=null_threshold_default(plugin, cfg),
+                       version_2=dataset.is_v2)  # fmt: skip
+        scores = official(dataset.gold_answers(), preds.predictions, dataset.version,
+                          preds.null_odds)  # fmt: skip
+        return {k: float(v) for k, v in scores.items() if k in EVAL_UNITS}
+
+    return score
 
 
 class Answerer:
