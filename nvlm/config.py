@@ -75,6 +75,9 @@ class TrainConfig:
     # Keep the checkpoint with the best held-out figure METRIC (an eval figure without its
     # "eval_" prefix, e.g. mlm_loss, ppl, f1) under RUN/best/; None: no best checkpoint.
     keep_best: str | None = None
+    # Several ranks: each evaluates its share of the held-out set and the sums are added up
+    # (BERT/ELECTRA pretraining); false: rank 0 evaluates it all while the others wait.
+    eval_shared: bool = True
     # How token-level losses are normalised (docs/distributed.md): "step_tokens" divides each
     # micro-batch's summed loss by the target tokens (or examples) of the whole optimizer step
     # over all micro-batches and ranks, so a step does not depend on how its examples are

@@ -40,6 +40,7 @@ RESUME_SAFE = {
     "train.eval_every",
     "train.eval_each_epoch",
     "train.keep_best",
+    "train.eval_shared",
 }
 
 # The layout of a run directory: every name nvlm gives a file in RUN is spelled here only.

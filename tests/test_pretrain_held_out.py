@@ -69,3 +69,55 @@ def test_held_out_options_that_cannot_work_are_one_line(bert_shards, electra_sha
                     tmp_path / "c", *TINY, "--eval-data", electra_shards)  # fmt: skip
     assert result.exit_code == 2 and "electra" in error_line(result)
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+# --- shared among the ranks ------------------------------------------------------------------
+
+
+class _OneRank:
+    """Rank `rank` of `size`: its allreduce returns its own sums (the test adds the ranks')."""
+
+    def __init__(self, rank: int, size: int) -> None:
+        self.rank, self.size = rank, size
+
+    def allreduce_sum(self, values, name):
+        return values
+
+
+def test_shared_evaluation_deals_every_batch_to_exactly_one_rank():
+    from nvlm.data.examples import ArrayPart
+    from nvlm.models.encoder.shard_eval import sum_over_parts
+
+    # Batches of 3: 3, 3, 1 | 3, 2 | 3, 3, 3 rows (parts of 7, 5 and 9 rows).
+    parts = [ArrayPart({"x": np.arange(n)}) for n in (7, 5, 9)]
+
+    def step(batch):
+        return {"sequences": len(batch["x"]), "total": int(np.sum(batch["x"].numpy()))}
+
+    whole, _ = sum_over_parts(step, parts, 3, 21)
+    shares = [sum_over_parts(step, parts, 3, 21, world=_OneRank(r, 3),
+                             keys=("sequences", "total"))[0] for r in range(3)]  # fmt: skip
+    assert [s["sequences"] for s in shares] == [9, 8, 4]  # batches 0,3,6 / 1,4,7 / 2,5
+    assert {k: sum(s[k] for s in shares) for k in whole} == whole
+
+
+@pytest.mark.slow
+@pytest.mark.horovod
+@pytest.mark.parametrize("model", ["bert", "electra"])
+def test_two_ranks_sharing_the_evaluation_report_the_figures_of_one(
+    model, bert_shards, electra_shards, tmp_path
+):
+    pytest.importorskip("horovod.tensorflow", reason="Horovod is built by `make horovod`")
+    shards = bert_shards if model == "bert" else electra_shards
+    common = ["--eval-data", str(shards), "--set", "train.eval_every=2", "--set",
+              "model.dropout=0", "--set", "model.attention_dropout=0"]  # fmt: skip
+    pretrain(model, shards, tmp_path / "root", *common, "--gpus", "2", "--launcher",
+             "horovodrun", "--set", "train.eval_shared=false")  # fmt: skip
+    pretrain(model, shards, tmp_path / "shared", *common, "--gpus", "2", "--launcher",
+             "horovodrun")  # fmt: skip
+    root, shared = held_out(tmp_path / "root"), held_out(tmp_path / "shared")
+    assert [line["step"] for line in shared] == [2, 4, 6]
+    for a, b in zip(root, shared, strict=True):
+        for key in a:
+            if key.startswith("eval_"):
+                assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9), key

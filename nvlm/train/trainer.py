@@ -63,12 +63,15 @@ class TrainSpec:
     # Called on EVERY rank right before rank 0 writes a checkpoint (a collective may run in it:
     # Transformer-XL gathers each rank's memories into the state rank 0 saves).
     before_checkpoint: Callable[[object], None] | None = None
-    # Held-out figures ({name: value}, units in `eval_units`), computed by rank 0 alone every
-    # `eval_every` steps (and after the last step) and logged with an "eval_" prefix. None: no
+    # Held-out figures ({name: value}, units in `eval_units`), computed every `eval_every`
+    # steps (and after the last step) and logged with an "eval_" prefix by rank 0. None: no
     # evaluation while training. It must not change the state a checkpoint saves.
     evaluate: Callable[[], dict[str, float]] | None = None
     eval_every: int = 0
     eval_units: dict[str, str] = field(default_factory=dict)
+    # Every rank calls `evaluate` (each evaluates its share, a collective adds them up);
+    # False: rank 0 alone, while the others wait at the next step's allreduce.
+    eval_shared: bool = False
     # Token-level losses: batch -> {term name: number of its targets in the batch}, the counts
     # of `loss_fn`'s terms, computed before the step to normalise by the step's targets.
     counts: Callable[[dict], dict[str, tf.Tensor]] | None = None
@@ -437,20 +440,27 @@ class Trainer:
         )
 
     def _evaluates_at(self, step: int, done: bool) -> bool:
-        """Rank 0 evaluates the held-out set every `eval_every` steps and after the last step
-        (the other ranks go on and wait for it at the next step's allreduce). A run stopped by
-        a signal is not evaluated: its next run evaluates at the same steps."""
+        """The held-out set is evaluated every `eval_every` steps and after the last step: by
+        every rank when the task shares it out (`eval_shared`), else by rank 0 (the others go
+        on and wait for it at the next step's allreduce). A run stopped by a signal is not
+        evaluated: its next run evaluates at the same steps."""
         spec = self.spec
-        if spec.evaluate is None or spec.eval_every <= 0 or not self.world.is_root:
+        if spec.evaluate is None or spec.eval_every <= 0:
+            return False
+        if not (self.world.is_root or spec.eval_shared):
             return False
         return (step % spec.eval_every == 0 or done) and not self._stopped
 
     def _evaluate(self, step: int, log) -> None:
+        t0 = time.perf_counter()
         figures = {f"eval_{k}": float(v) for k, v in self.spec.evaluate().items()}
+        took = time.perf_counter() - t0
+        if not self.world.is_root:  # a share of a shared evaluation: rank 0 reports it
+            return
         units = {f"eval_{k}": u for k, u in self.spec.eval_units.items()}
         log.write(step, figures, units)
         shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in figures.items())
-        info(f"step {step}: held-out {shown}")
+        info(f"step {step}: held-out {shown} ({took:.1f} s)")
         if self.best is not None:
             self.best.consider(step, figures, self.state)
 

@@ -10,15 +10,19 @@ import tensorflow as tf
 from nvlm.models.electra.pretraining_losses import pretraining_losses
 from nvlm.models.encoder.shard_eval import sum_over_parts
 
+# What one batch adds up (`step`'s keys).
+SUMS = ("gen_xent", "gen_hits", "same", "mlm_count", "disc_xent", "disc_hits", "tokens", "tp",
+        "predicted", "replaced", "sequences")  # fmt: skip
 
-def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> dict:
+
+def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None, world=None) -> dict:
     """Every sequence of `parts` once through `model` (an `ElectraPretrainer`, dropout off).
 
     The masks and samples are keyed by each sequence's index in the set (`example_positions`,
     see `ElectraPretrainer`): two evaluations of the same checkpoint give the same figures,
     whatever the batch size, XLA or not, and whatever state the model's seed generator is in.
     Sums are accumulated and divided at the end, so the figures are exact over the whole set,
-    not means of batch means.
+    not means of batch means. With `world`, the batches are dealt out over its ranks.
     """
     weights = dict(
         generator_weight=cfg.model.generator_weight,
@@ -47,7 +51,8 @@ def evaluate_rtd(cfg, model, parts, total: int, data: Path, progress=None) -> di
     for part in parts:
         numbered.append(_Numbered(part, first))
         first += len(part)
-    totals, elapsed = sum_over_parts(step, numbered, cfg.data.eval_batch_size, total, progress)
+    totals, elapsed = sum_over_parts(step, numbered, cfg.data.eval_batch_size, total, progress,
+                                     world=world, keys=SUMS)  # fmt: skip
 
     def ratio(a: str, b: str) -> float:
         return totals[a] / max(totals[b], 1.0)

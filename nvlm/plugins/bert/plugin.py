@@ -146,8 +146,9 @@ class BertPlugin(EncoderPlugin):
         write_tokenizer_config(Path(run), info.lowercase)
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
-        """Masked-LM loss/accuracy and NSP accuracy over every example of the shards, once."""
+    def evaluate_mlm(self, cfg, model, data: Path, progress=None, world=None) -> dict[str, Any]:
+        """Masked-LM loss/accuracy and NSP accuracy over every example of the shards, once
+        (dealt out over the ranks of `world`, when given)."""
         from nvlm.models.bert.pretraining_losses import pretraining_losses
         from nvlm.models.encoder.shard_eval import sum_over_parts
 
@@ -168,8 +169,9 @@ class BertPlugin(EncoderPlugin):
                 "sequences": n,
             }
 
+        keys = ("mlm_xent", "mlm_hits", "mlm_count", "nsp_xent", "nsp_hits", "sequences")
         totals, elapsed = sum_over_parts(
-            step, parts, cfg.data.eval_batch_size, info.examples, progress
+            step, parts, cfg.data.eval_batch_size, info.examples, progress, world=world, keys=keys
         )
         count, n = max(totals["mlm_count"], 1.0), max(totals["sequences"], 1.0)
         return {

@@ -191,13 +191,13 @@ class ElectraPlugin(EncoderPlugin):
         return out
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
+    def evaluate_mlm(self, cfg, model, data: Path, progress=None, world=None) -> dict[str, Any]:
         """Replaced token detection over every sequence of the shards, once (fresh random
         masks, keyed by each sequence's index in the set: see rtd_eval)."""
         from nvlm.models.electra.rtd_eval import evaluate_rtd
 
         info, parts = self._parts(data)
-        return evaluate_rtd(cfg, model, parts, info.examples, data, progress=progress)
+        return evaluate_rtd(cfg, model, parts, info.examples, data, progress=progress, world=world)
 
     # -- checkpoints ---------------------------------------------------------------------
     def convert(self, src, dst, *, to: str, overwrite: bool = False, part: str | None = None,

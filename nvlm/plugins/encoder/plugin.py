@@ -32,8 +32,9 @@ class EncoderPlugin(ModelPlugin):
         """`batch -> {term: targets}`: the counts of `loss_fn`'s terms, before the forward."""
 
     @abc.abstractmethod
-    def evaluate_mlm(self, cfg, model, data: Path, progress=None) -> dict[str, Any]:
-        """Pretraining figures (masked-LM, NSP or replaced-token) over every sequence, once."""
+    def evaluate_mlm(self, cfg, model, data: Path, progress=None, world=None) -> dict[str, Any]:
+        """Pretraining figures (masked-LM, NSP or replaced-token) over every sequence, once;
+        with `world`, each rank evaluates its share and every rank gets the whole set's."""
 
     def train_spec(self, cfg, model, data: Path, task: str, world, *, run=None, init=None):
         from nvlm.train.trainer import TrainSpec, sequence_flops
@@ -59,9 +60,9 @@ class EncoderPlugin(ModelPlugin):
             ),
             metric_units=self.metric_units,
         )
-        return self._with_held_out_shards(cfg, model, spec)
+        return self._with_held_out_shards(cfg, model, spec, world)
 
-    def _with_held_out_shards(self, cfg, model, spec):
+    def _with_held_out_shards(self, cfg, model, spec, world):
         """`spec` evaluating the held-out shards `data.eval_data` (`nvlm pretrain --eval-data`)
         every `train.eval_every` steps and after the last one: the figures `nvlm eval --task
         mlm` gives, logged as eval_*. ELECTRA's evaluation masks are keyed by each held-out
@@ -81,16 +82,20 @@ class EncoderPlugin(ModelPlugin):
             try:
                 for variable, value in zip(kept, first, strict=True):
                     variable.assign(value)
-                result = self.evaluate_mlm(cfg, model, data)
+                # train.eval_shared: every rank evaluates its share (the trainer calls this on
+                # every rank), else rank 0 evaluates the whole set.
+                result = self.evaluate_mlm(cfg, model, data, world=shared_world)
             finally:
                 for variable, value in zip(kept, saved, strict=True):
                     variable.assign(value)
             return {k: float(result[k]) for k in self.metric_units if k in result}
 
+        shared_world = world if cfg.train.eval_shared and world.size > 1 else None
         every = cfg.train.eval_every or spec.total_steps or cfg.train.steps
         return dataclasses.replace(
-            spec, evaluate=held_out, eval_every=every, eval_units=dict(self.metric_units)
-        )
+            spec, evaluate=held_out, eval_every=every, eval_units=dict(self.metric_units),
+            eval_shared=shared_world is not None,
+        )  # fmt: skip
 
     def evaluate(
         self,
