@@ -33,6 +33,8 @@ _DISAMBIGUATION = re.compile(r"\{\{\s*(?:disambig|dab\b|disambiguation)", re.IGN
 _LINK_NAMESPACES = {"file", "image", "category", "media", "wikipedia", "wp", "template", "help",
                     "portal", "special", "user", "talk", "wikt", "wiktionary", "s", "commons"}  # fmt: skip
 _LANG_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2,8})*$")
+# Links into these are never text; links to other wikis and namespaces are when labelled.
+_MEDIA_NAMESPACES = {"file", "image", "category", "media"}
 _INVISIBLE_TAGS = {"ref", "references", "gallery", "math", "table", "timeline", "imagemap",
                    "score", "syntaxhighlight", "source", "pre", "chem", "hiero", "graph"}  # fmt: skip
 _EMPTY_BRACKETS = re.compile(r"\(\s*[,;:]?\s*\)")
@@ -62,9 +64,7 @@ def clean_article(text: str, min_words: int = MIN_WORDS) -> list[str]:
 def _clean_part(kept: str, min_words: int) -> list[str]:
     code = mwparserfromhell.parse(kept)
     for link in code.filter_wikilinks():
-        prefix, colon, _ = str(link.title).partition(":")
-        prefix = prefix.strip().lower()
-        if colon and (prefix in _LINK_NAMESPACES or _LANG_PREFIX.match(prefix)):
+        if _hidden_title(str(link.title), labelled=link.text is not None):
             _remove(code, link)
     for tag in code.filter_tags():
         if str(tag.tag).strip().lower() in _INVISIBLE_TAGS:
@@ -76,6 +76,7 @@ def _clean_part(kept: str, min_words: int) -> list[str]:
     for line in plain.split("\n"):
         line = _EMPTY_BRACKETS.sub("", line)
         line = _LEFTOVER.sub(" ", line)
+        line = _QUOTE_MARKS.sub("", _POSSESSIVE_AFTER_ITALIC.sub("'", line))
         line = _SPACE_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", line)).strip()
         if len(line.split()) >= min_words and not line.startswith(("{", "|", "!")):
             paragraphs.append(line)
@@ -120,6 +121,10 @@ _MAGIC_WORD = re.compile(r"__[A-Z]{2,30}__")
 # Braces, double brackets and table edges (`{|` `|}` start a line; `:{|` is an indented table).
 _TOKEN = re.compile(r"^[ \t:]*(\{\|)|^[ \t]*(\|\})|\{\{+|\}\}+|\[\[+|\]\]+", re.M)
 _TEMPLATE, _TABLE, _LINK = "{{", "{|", "[["
+# Bold/italic quote runs the parser left (unbalanced, or around a removed template) are never
+# visible text; three quotes before "s" after a word are an italic's end and an apostrophe.
+_POSSESSIVE_AFTER_ITALIC = re.compile(r"(?<=\w)'''(?=s\b)")
+_QUOTE_MARKS = re.compile(r"'{2,}")
 _LEFTOVER = re.compile(
     r"\{\{|\}\}|\{\||\|\}|\[\[|\]\]|<!--|-->|</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]{0,500})?/?>"
 )
@@ -212,7 +217,9 @@ def _strip_brackets(text: str) -> str:
             if top == kind:
                 break
             unclosed(top, start)
-        if kind != _LINK or _is_hidden_link(text, start, end):
+        if kind == _TEMPLATE and (shown := _shown_argument(text, start, end)) is not None:
+            cuts.extend([(start, shown[0]), (shown[1], end)])  # keep what the page shows
+        elif kind != _LINK or _is_hidden_link(text, start, end):
             cuts.append((start, end))
 
     pos = 0
@@ -253,11 +260,54 @@ def _strip_brackets(text: str) -> str:
 
 
 def _is_hidden_link(text: str, start: int, end: int) -> bool:
-    """[[File:...]], [[Category:...]], [[de:...]]: not part of the prose."""
-    title = text[start + 2 : min(end, start + 80)].split("|", 1)[0]
+    """[[File:...]], [[Category:...]], [[de:...]]: not part of the prose. A link to another
+    wiki with a label ([[wikt:anarchism|anarchism]]) shows its label: kept."""
+    title, bar, _ = text[start + 2 : min(end, start + 80)].partition("|")
+    return _hidden_title(title, labelled=bool(bar))
+
+
+def _hidden_title(title: str, *, labelled: bool) -> bool:
     prefix, colon, _ = title.partition(":")
     prefix = prefix.strip().lower()
-    return bool(colon) and (prefix in _LINK_NAMESPACES or bool(_LANG_PREFIX.match(prefix)))
+    if not colon or not (prefix in _LINK_NAMESPACES or _LANG_PREFIX.match(prefix)):
+        return False
+    return prefix in _MEDIA_NAMESPACES or not labelled
+
+
+# Templates that show one of their arguments as running text ({{lang|es|La Voz}} -> La Voz,
+# {{lang-ps|...}}, {{nowrap|...}}): name -> which positional argument is kept, not cut.
+_TEXT_TEMPLATES = {"lang": 2, "nowrap": 1, "nobr": 1, "transl": 2, "small": 1, "smaller": 1,
+                   "big": 1, "nihongo": 1, "ill": 1, "interlanguage link": 1}  # fmt: skip
+_TEMPLATE_NAME = re.compile(r"\{\{\s*([^|{}]+?)\s*(?=\||\}\})")
+
+
+def _shown_argument(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span of the argument a text template shows (see `_TEXT_TEMPLATES`), or None."""
+    m = _TEMPLATE_NAME.match(text, start, end)
+    if m is None:
+        return None
+    name = m.group(1).lower().replace("_", " ")
+    which = 1 if name.startswith("lang-") else _TEXT_TEMPLATES.get(name)
+    if which is None:
+        return None
+    # Top-level `|` of the template: not inside a nested link or template.
+    bars, depth, i = [], 0, m.end()
+    while i < end - 2:
+        two = text[i : i + 2]
+        if two in ("[[", "{{"):
+            depth, i = depth + 1, i + 2
+        elif two in ("]]", "}}"):
+            depth, i = depth - 1, i + 2
+        else:
+            if text[i] == "|" and depth == 0:
+                bars.append(i)
+            i += 1
+    bounds = [*bars, end - 2]
+    positional = [
+        (a + 1, b) for a, b in zip(bounds, bounds[1:], strict=False)
+        if "=" not in text[a + 1 : b].split("[[")[0]
+    ]  # fmt: skip
+    return positional[which - 1] if len(positional) >= which else None
 
 
 def _escape_unclosed(text: str) -> str:
