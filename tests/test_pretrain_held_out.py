@@ -103,7 +103,7 @@ def test_shared_evaluation_deals_every_batch_to_exactly_one_rank():
 
 @pytest.mark.slow
 @pytest.mark.horovod
-@pytest.mark.parametrize("model", ["bert", "electra"])
+@pytest.mark.parametrize("model", ["electra"])  # the keyed masks; BERT's sums are the same code
 def test_two_ranks_sharing_the_evaluation_report_the_figures_of_one(
     model, bert_shards, electra_shards, tmp_path
 ):

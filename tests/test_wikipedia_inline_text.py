@@ -29,9 +29,7 @@ def test_a_labelled_link_to_another_wiki_shows_its_label():
         "[[Category:Gardens|Orchard]]\n[[File:Orchard.jpg|thumb|An orchard in bloom]]\n"
         "[[de:Obstgarten]]"
     )
-    assert clean_article(page) == [
-        "The term orchard is an old word for a garden of fruit trees."
-    ]
+    assert clean_article(page) == ["The term orchard is an old word for a garden of fruit trees."]
 
 
 def test_quote_marks_left_around_removed_markup_never_show():
