@@ -222,11 +222,7 @@ def test_evaluation_while_training_needs_eval_data(sentiment, tmp_path):
             "training: pass --eval-data DEV"
         )
         assert not (tmp_path / "run").exists()
-    result = invoke("finetune", "--task", "squad", "--data", sentiment, "--init", BERT,
-                    "--out", tmp_path / "run", "--eval-each-epoch")  # fmt: skip
-    assert (
-        error_line(result) == "nvlm: error: --eval-each-epoch applies to --task classify (drop it)"
-    )
+    # SQuAD evaluates while training too: tests/test_squad_held_out.py.
 
 
 def test_xla_and_accumulation_train_the_same_classifier(sentiment, tmp_path):

@@ -49,6 +49,18 @@ def assert_same_tensors(a: dict, b: dict) -> None:
 
 
 @pytest.mark.slow
+def assert_best_is_that_step(run, step: int, record: dict, shards) -> None:
+    """RUN/best holds the whole training state of checkpoint `step`, and `nvlm eval --init
+    RUN/best` evaluates those weights (the recorded figure), not the last ones."""
+    assert_same_tensors(
+        tensors(run / "best" / "checkpoints" / f"ckpt-{step}"),
+        tensors(run / "checkpoints" / f"ckpt-{step}"),
+    )
+    ev = json_of(invoke("eval", "--model", "bert", "--task", "mlm", "--init", run / "best",
+                        "--data", shards, "--json"))  # fmt: skip
+    assert ev["mlm_loss"] == pytest.approx(record["value"], abs=1e-6)
+
+
 def test_best_is_the_lowest_held_out_loss_and_init_run_best_loads_it(bert_shards, tmp_path):
     run = tmp_path / "run"
     ok(invoke(*pretrain_args(bert_shards, run, "--set", "train.keep_best=mlm_loss")))
@@ -62,14 +74,7 @@ def test_best_is_the_lowest_held_out_loss_and_init_run_best_loads_it(bert_shards
         ".nvlm", "best.json", "checkpoints", "config.yaml", "tokenizer_config.json", "vocab.txt"
     ]  # fmt: skip
     assert not [p.name for p in run.iterdir() if p.name.startswith(".best")]
-    # The weights (and the whole training state) of that step's checkpoint.
-    assert_same_tensors(
-        tensors(run / "best" / "checkpoints" / f"ckpt-{step}"),
-        tensors(run / "checkpoints" / f"ckpt-{step}"),
-    )
-    ev = json_of(invoke("eval", "--model", "bert", "--task", "mlm", "--init", run / "best",
-                        "--data", bert_shards, "--json"))  # fmt: skip
-    assert ev["mlm_loss"] == pytest.approx(record["value"], abs=1e-6)
+    assert_best_is_that_step(run, step, record, bert_shards)
     # --init RUN/best starts a fine-tuning run as --init RUN does.
     rows = [{"text": t, "label": str(i % 2)} for i, t in enumerate(["the cat sat", "a dog ran"])]
     data = tmp_path / "train.jsonl"
@@ -92,14 +97,7 @@ def test_an_explicit_direction_keeps_an_earlier_step(bert_shards, tmp_path):
     assert step < 6
     record = json.loads((run / "best" / "best.json").read_text())
     assert record == {"metric": "mlm_loss", "value": figures[step], "step": step, "mode": "max"}
-    assert_same_tensors(
-        tensors(run / "best" / "checkpoints" / f"ckpt-{step}"),
-        tensors(run / "checkpoints" / f"ckpt-{step}"),
-    )
-    # `nvlm eval --init RUN/best` evaluates that step's weights, not the last ones.
-    ev = json_of(invoke("eval", "--model", "bert", "--task", "mlm", "--init", run / "best",
-                        "--data", bert_shards, "--json"))  # fmt: skip
-    assert ev["mlm_loss"] == pytest.approx(record["value"], abs=1e-6)
+    assert_best_is_that_step(run, step, record, bert_shards)
 
 
 def test_a_figure_the_run_does_not_evaluate_is_refused_before_training(bert_shards, tmp_path):

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nvlm.errors import UserError
 from nvlm.tasks.classify.features import ClassifyFeatures, featurize
 from nvlm.tasks.classify.glue import glue_task, read_glue
 from nvlm.tasks.classify.label_set import LabelSet
 from nvlm.tasks.classify.reader import ClassifyDataset, read_classify
+from nvlm.tasks.held_out import held_out_every
 from nvlm.tasks.squad.task import layer_decay_multipliers, run_model_outputs, text_settings
 
 INPUTS = ("input_ids", "input_mask", "segment_ids")
@@ -99,14 +99,12 @@ def with_held_out_evaluation(spec, plugin, cfg, *, init: str, examples: int):
     TensorBoard), scores in % as `nvlm eval` prints them."""
     import dataclasses
 
-    t = cfg.train
-    if not (t.eval_every or t.eval_each_epoch):
+    every = held_out_every(
+        cfg, examples, refusal="train.eval_every / train.eval_each_epoch need a held-out set: "
+        "pass --eval-data",
+    )  # fmt: skip
+    if every is None:
         return spec
-    if cfg.data.eval_data is None:
-        raise UserError(
-            "train.eval_every / train.eval_each_epoch need a held-out set: pass --eval-data"
-        )
-    every = math.ceil(examples / cfg.global_batch) if t.eval_each_epoch else t.eval_every
     data = Path(cfg.data.eval_data)
 
     def held_out() -> dict[str, float]:

@@ -6,10 +6,9 @@ computes (same features, decoder, null threshold and official scoring), no files
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
-from nvlm.errors import UserError
+from nvlm.tasks.held_out import held_out_every
 
 # The official script's figures (v1.1: exact_match, f1; v2.0: the rest) in %; v2.0's best
 # no-answer thresholds are score differences. Its question counts are not logged.
@@ -23,15 +22,12 @@ def with_held_out_dev(spec, cfg, scorer, *, examples: int):
     (`train.eval_each_epoch`), and after the last step; `spec` itself when neither is set
     (the dev set is then evaluated after training, outside the loop). `scorer(path)` gives
     the `() -> {figure: value}` of the dev file `path` (`task.dev_scorer`)."""
-    t = cfg.train
-    if not (t.eval_every or t.eval_each_epoch):
+    every = held_out_every(
+        cfg, examples, refusal="--eval-each-epoch / train.eval_every evaluate a dev set while "
+        "training: pass --eval-data DEV",
+    )  # fmt: skip
+    if every is None:
         return spec
-    if cfg.data.eval_data is None:
-        raise UserError(
-            "--eval-each-epoch / train.eval_every evaluate a dev set while training: "
-            "pass --eval-data DEV"
-        )
-    every = math.ceil(examples / cfg.global_batch) if t.eval_each_epoch else t.eval_every
     score = scorer(Path(cfg.data.eval_data))
     # v1.1 scores exact_match and f1 only: the figures train.keep_best may name.
     v1 = cfg.data.squad_version == "1.1"
