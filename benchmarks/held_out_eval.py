@@ -16,7 +16,6 @@ Run from the repository root as a file; the machine should be otherwise idle.
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import statistics
 import subprocess
@@ -25,7 +24,9 @@ import tempfile
 from pathlib import Path
 
 import h5py
-import tensorflow as tf
+
+# A sibling module, found through sys.path[0] (this folder): see bert_train.py.
+from common import add_guard_options, machine_lines, wait_quiet
 
 
 def held_out_sequences(heldout: Path) -> int:
@@ -51,13 +52,13 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=2)
     ap.add_argument("--evals", type=int, default=3)
     ap.add_argument("--work", type=Path, default=None)
+    add_guard_options(ap, max_wait=600)
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="nvlm-held-out-eval-"))
     work.mkdir(parents=True, exist_ok=True)
     n = held_out_sequences(args.heldout)
-    print(f"# machine: {platform.processor() or platform.machine()}, {platform.system()}; "
-          f"tensorflow {tf.__version__}")  # fmt: skip
-    print(f"# command: {' '.join(sys.argv)}")
+    for line in machine_lines():
+        print(f"# {line}")
     print(f"# BERT {args.size}, {n} held-out sequences, evaluated every {args.every} steps")
     print("setting\tmedian evaluation (s)\theld-out sequences/s\tvs 1 process")
     runs = {
@@ -69,6 +70,7 @@ def main() -> None:
     }  # fmt: skip
     base = None
     for name, extra in runs.items():
+        wait_quiet(args)
         out = work / re.sub(r"\W+", "-", name)
         with (work / "commands.log").open("a") as log:
             subprocess.run(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+# A sibling module, found through sys.path[0] (this folder): see bert_train.py.
+from common import machine_lines
 
 
 def nvlm(*args, log: Path) -> None:
@@ -64,9 +66,8 @@ def main() -> None:
         nvlm("data", "vocab", "--input", corpus, "--vocab-size", 8000, "--out", vocab, log=log)
         nvlm("data", "pretraining", "--model", "bert", "--input", corpus, "--vocab", vocab,
              "--out", shards, "--seq-len", args.seq_len, "--shards", 2, "--dupe-factor", 1, log=log)  # fmt: skip
-    print(f"# machine: {platform.processor() or platform.machine()}, {platform.system()}; "
-          f"tensorflow {tf.__version__}")  # fmt: skip
-    print(f"# command: {' '.join(sys.argv)}")
+    for line in machine_lines():
+        print(f"# {line}")
     print(f"# tiny BERT ({args.size}), {args.steps} LAMB steps, seq {args.seq_len}, "
           f"global batch {2 * args.micro}, dropout 0")  # fmt: skip
     print("mode\tsplit\tmax |weight diff|\tmax |loss diff| (nats)")
