@@ -91,10 +91,15 @@ def test_best_is_the_lowest_held_out_loss_and_init_run_best_loads_it(bert_shards
 def test_an_explicit_direction_keeps_an_earlier_step(bert_shards, tmp_path):
     # The loss falls over these steps: max:mlm_loss keeps the first evaluation, not the last.
     run = tmp_path / "run"
-    ok(invoke(*pretrain_args(bert_shards, run, "--set", "train.keep_best=max:mlm_loss")))
+    summary = json_of(invoke(*pretrain_args(bert_shards, run, "--set",
+                                            "train.keep_best=max:mlm_loss", "--json")))  # fmt: skip
     figures = held_out(run, "mlm_loss")
     step = max(figures, key=lambda s: (figures[s], -s))
     assert step < 6
+    # The summary names the last held-out figures and the best checkpoint.
+    assert summary["held_out"]["mlm_loss"] == pytest.approx(figures[6], abs=1e-6)
+    assert summary["best"] == {"path": str(run / "best"), "metric": "mlm_loss",
+                               "value": figures[step], "step": step}  # fmt: skip
     record = json.loads((run / "best" / "best.json").read_text())
     assert record == {"metric": "mlm_loss", "value": figures[step], "step": step, "mode": "max"}
     assert_best_is_that_step(run, step, record, bert_shards)

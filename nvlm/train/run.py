@@ -182,7 +182,21 @@ def _summary(cfg, task: str, r: TrainResult, run: Path, trainer) -> dict[str, An
         "skipped_steps": r.skipped_steps,
         "final": {k: round(v, 6) for k, v in r.final_metrics.items()},
         "checkpoint": r.checkpoint,
+        **_held_out(trainer),
     }
+
+
+def _held_out(trainer) -> dict[str, Any]:
+    """The latest held-out figures and the best checkpoint (train.keep_best), when the run
+    evaluated while it trained (rank 0)."""
+    out: dict[str, Any] = {}
+    if trainer is not None and trainer.last_eval:
+        out["held_out"] = {k: round(v, 6) for k, v in trainer.last_eval.items()}
+    best = getattr(trainer, "best", None)
+    if best is not None and best.step is not None:
+        out["best"] = {"path": str(best.path), "metric": best.metric, "value": best.value,
+                       "step": best.step}  # fmt: skip
+    return out
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -215,7 +229,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary["skipped_steps"]:
         rows.append(("skipped steps (non-finite gradients)", summary["skipped_steps"]))
     rows += [(f"final {k}", v) for k, v in summary["final"].items()]
+    rows += [(f"held-out {k}", v) for k, v in summary.get("held_out", {}).items()]
     rows.append(("checkpoint", summary["checkpoint"] or "none"))
+    if best := summary.get("best"):
+        rows.append(("best checkpoint", f"{best['path']} (step {best['step']:,}, "
+                                        f"{best['metric']} {best['value']:.4g})"))  # fmt: skip
     title = f"nvlm {summary['model']} {summary['task']} ({summary['stage']})"
     if summary.get("already_complete"):
         title += f": already complete at step {summary['steps']} (saved figures)"

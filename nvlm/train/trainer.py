@@ -173,6 +173,7 @@ class Trainer:
         )
         self._count = tf.function(spec.counts) if spec.counts is not None else None
         self._apply = tf.function(self._apply_impl)
+        self.last_eval: dict[str, float] = {}  # the latest held-out figures (rank 0)
         self.stop_agreed = tf.Variable(False, trainable=False)  # any rank asked to stop
         self._stop_requested = False  # a signal arrived (this rank)
         self._signal: int | None = None  # which one
@@ -457,6 +458,7 @@ class Trainer:
         took = time.perf_counter() - t0
         if not self.world.is_root:  # a share of a shared evaluation: rank 0 reports it
             return
+        self.last_eval = {k[5:]: v for k, v in figures.items()}
         units = {f"eval_{k}": u for k, u in self.spec.eval_units.items()}
         log.write(step, figures, units)
         shown = ", ".join(f"{k[5:]} {v:.4g}" for k, v in figures.items())
