@@ -38,7 +38,7 @@ def test_training_table_of_two_precisions_on_one_and_two_processes(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     cmd = [*NVLM, "benchmark", "train", "--model", "bert", "--size", "tiny",
-           "--precision", "fp32,bf16", "--gpus", "1,2", "--steps", "20", "--warmup", "2",
+           "--precision", "fp32,bf16", "--gpus", "1,2", "--steps", "6", "--warmup", "1",
            "--max-busy", "1", "--out", str(out), "--workdir", str(work)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -54,7 +54,7 @@ def test_training_table_of_two_precisions_on_one_and_two_processes(tmp_path):
     for r in records:
         assert TRAIN_FIELDS <= set(r), TRAIN_FIELDS - set(r)
         assert r["world_size"] == r["gpus"]  # the 2-process rows ran in 2 Horovod ranks
-        assert r["steps"] == 20 and r["warmup_steps"] == 2
+        assert r["steps"] == 6 and r["warmup_steps"] == 1
         assert 0 < r["mfu"] <= 1.0
         assert (r["allreduce_ms"] is not None) == (r["gpus"] == 2)
     assert os.listdir(work) == []  # the sweep's temporary files are gone
