@@ -69,6 +69,8 @@ def test_best_is_the_lowest_held_out_loss_and_init_run_best_loads_it(bert_shards
     step = min(figures, key=lambda s: (figures[s], s))  # the earliest of equal figures
     record = json.loads((run / "best" / "best.json").read_text())
     assert record == {"metric": "mlm_loss", "value": figures[step], "step": step, "mode": "min"}
+    # Readable as the run's other directories (not private to its owner, as mkdtemp makes).
+    assert (run / "best").stat().st_mode & 0o777 == (run / "checkpoints").stat().st_mode & 0o777
     # A complete minimal run directory, and no temporary directory left beside it.
     assert sorted(p.name for p in (run / "best").iterdir()) == [
         ".nvlm", "best.json", "checkpoints", "config.yaml", "tokenizer_config.json", "vocab.txt"

@@ -16,8 +16,8 @@ import ctypes
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -123,7 +123,7 @@ class BestCheckpoint:
 
     def write(self, step: int, value: float, state) -> None:
         """RUN/best := a run directory holding `state` as checkpoint `step`, atomically."""
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.run_dir))
+        tmp = _new_directory(self.run_dir, TMP_PREFIX)
         try:
             mark(tmp)
             for name in (CONFIG, VOCAB, TOKENIZER_CONFIG):
@@ -183,6 +183,18 @@ class BestCheckpoint:
             return
 
 
+def _new_directory(parent: Path, prefix: str) -> Path:
+    """A new directory `parent/prefix<random>` with the permissions of the run's others (the
+    umask's; `tempfile.mkdtemp` would make RUN/best private to its owner)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
 # -- the swap --------------------------------------------------------------------------------
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
@@ -212,7 +224,7 @@ def _swap(new: Path, dst: Path) -> Path | None:
         return new  # `new` now holds the previous best
     # Two renames: between them RUN/best is missing, and `_tidy` of the next run puts the
     # complete new one (or the old one) back.
-    old = Path(tempfile.mkdtemp(prefix=OLD_PREFIX, dir=dst.parent))
+    old = _new_directory(dst.parent, OLD_PREFIX)
     os.replace(dst, old)  # an empty directory is replaced
     os.replace(new, dst)
     return old
