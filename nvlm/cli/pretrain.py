@@ -71,7 +71,8 @@ HeldOut = Annotated[
         help="bert, electra: held-out shards; transformer-xl: an nvlm data lm directory "
         "whose valid split is evaluated (default with train.eval_every: --data's). Evaluated "
         "after the last step and every train.eval_every steps (eval_* figures in "
-        "metrics.jsonl and TensorBoard).",
+        "metrics.jsonl and TensorBoard); --set train.keep_best=METRIC keeps the best "
+        "checkpoint in RUN/best.",
     ),
 ]
 
