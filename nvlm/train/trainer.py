@@ -134,7 +134,7 @@ class Trainer:
         # train.keep_best: a figure the run does not evaluate is refused here, before the
         # optimizer is built and any step runs (on every rank; rank 0 alone writes RUN/best).
         self.best = None
-        if getattr(train_cfg, "keep_best", None):
+        if train_cfg.keep_best:
             metric, mode = check_metric(
                 train_cfg.keep_best,
                 spec.evaluate is not None and spec.eval_every > 0,
@@ -144,7 +144,7 @@ class Trainer:
         self.global_batch = train_cfg.batch_size * train_cfg.accumulation * self.world.size
         # Normalise by the step's targets (gradients summed over micro-batches and ranks), or
         # per micro-batch (gradients averaged): nvlm.train.losses.
-        self.by_step = getattr(train_cfg, "loss_normalization", "step_tokens") == "step_tokens"
+        self.by_step = train_cfg.loss_normalization == "step_tokens"
         self.parts = train_cfg.accumulation * self.world.size  # micro-batches of one step
         model = spec.model
         self.trainable = list(model.trainable_variables)

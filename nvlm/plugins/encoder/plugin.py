@@ -65,29 +65,19 @@ class EncoderPlugin(ModelPlugin):
     def _with_held_out_shards(self, cfg, model, spec, world):
         """`spec` evaluating the held-out shards `data.eval_data` (`nvlm pretrain --eval-data`)
         every `train.eval_every` steps and after the last one: the figures `nvlm eval --task
-        mlm` gives, logged as eval_*. ELECTRA's evaluation masks are keyed by each held-out
-        sequence's index (nvlm.models.electra.rtd_eval); the model's seed generators are put
-        back to their first state for it and restored after, so that nothing drawn from them
-        either differs between evaluations or changes training."""
+        mlm` gives, logged as eval_*. Nothing of the training state is drawn from or changed:
+        the model runs without dropout, and ELECTRA's evaluation masks are keyed by each
+        held-out sequence's index (nvlm.models.electra.rtd_eval), not by its seed generator."""
         import dataclasses
 
         if cfg.data.eval_data is None:
             return spec
         data = Path(cfg.data.eval_data)
-        kept = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
-        first = [v.numpy() for v in kept]  # built, not yet restored: the first state
 
         def held_out() -> dict[str, float]:
-            saved = [v.numpy() for v in kept]
-            try:
-                for variable, value in zip(kept, first, strict=True):
-                    variable.assign(value)
-                # train.eval_shared: every rank evaluates its share (the trainer calls this on
-                # every rank), else rank 0 evaluates the whole set.
-                result = self.evaluate_mlm(cfg, model, data, world=shared_world)
-            finally:
-                for variable, value in zip(kept, saved, strict=True):
-                    variable.assign(value)
+            # train.eval_shared: every rank evaluates its share (the trainer calls this on
+            # every rank), else rank 0 evaluates the whole set.
+            result = self.evaluate_mlm(cfg, model, data, world=shared_world)
             return {k: float(result[k]) for k in self.metric_units if k in result}
 
         shared_world = world if cfg.train.eval_shared and world.size > 1 else None
